@@ -1,0 +1,49 @@
+# The two commands: `make run` and `make test`. Both create or reuse .venv and install pinned
+# dependencies from PyPI (and Debian's chromium for the browser test).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# `make run` stays on this host unless told otherwise; pick your own domain on a shared network.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export ROS_DOMAIN_ID ?= 42
+CONFIG ?= config/sim.yaml
+PYTEST_ARGS ?=
+
+.PHONY: all venv browser run test lint bench soak clean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# Headless Chromium for the dashboard test; Playwright's own browser download does not work here.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo 'chromium missing: sudo apt-get install chromium (browser tests will skip)'; fi; }
+
+run: venv
+	$(BIN)/sensor-workers up --config $(CONFIG)
+
+test: venv browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src test bench launch setup.py
+
+bench: venv
+	$(BIN)/python -m bench
+
+soak: venv
+	$(BIN)/python -m bench.soak --minutes $(or $(MINUTES),10)
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,47 @@
+"""QoS profiles shared by the workers, the manager and the bridge.
+
+Publishers and subscribers of one topic take their profile from here, so they always match.
+"""
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+
+# Sensor streams: best effort, keep last 5 (rclpy's sensor-data profile). Integrators can switch
+# reliability or depth per topic through `qos_overrides.<topic>.publisher.*` parameters.
+SENSOR_DATA = qos_profile_sensor_data
+
+# Heartbeats must not be lost in transit: a lost one would look like a dead worker.
+HEARTBEAT = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+# Latched state: a late subscriber (bridge, rqt) gets the current device states and the recent
+# safety events at once.
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+LATCHED_EVENTS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=50,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+DIAGNOSTICS = QoSProfile(depth=10)
+
+
+def overridable() -> QoSOverridingOptions:
+    """Let reliability, depth and history of a publisher be overridden by parameters."""
+    return QoSOverridingOptions.with_default_policies()

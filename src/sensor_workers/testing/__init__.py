@@ -1,0 +1,1 @@
+"""Test and benchmark harness: isolated ROS environments, managed processes, a ROS probe node."""

@@ -1,0 +1,86 @@
+"""What the device workers share: autostart, the heartbeat, /diagnostics, and `main`.
+
+A worker is a LifecycleNode that owns one device and a hardware loop thread. Subclasses
+implement the lifecycle callbacks, `diagnostic_status()` and `release_hardware()`.
+"""
+
+from collections.abc import Callable
+import logging
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from sensor_workers import qos
+from sensor_workers.heartbeat import Heartbeat
+from sensor_workers.params import declare
+
+DIAGNOSTICS_PERIOD_S = 1.0
+
+
+class WorkerNode(LifecycleNode):
+    """Base class of `camera` and `ft`."""
+
+    def __init__(self, node_name: str, **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.autostart: bool = declare(
+            self, 'autostart', False,
+            'Configure and activate on start instead of waiting for the manager.',
+            read_only=True)
+        period_ms: int = declare(
+            self, 'heartbeat_period_ms', 100,
+            'Period of ~/heartbeat, sent from the hardware loop.',
+            read_only=True, int_range=(10, 5000))
+        self.heartbeat = Heartbeat(self, period_ms / 1000.0)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._autostart_timer = None
+        if self.autostart:
+            self._autostart_timer = self.create_timer(0.0, self._run_autostart)
+
+    def diagnostic_status(self) -> DiagnosticStatus:
+        """Return this worker's status for /diagnostics."""
+        raise NotImplementedError
+
+    def release_hardware(self) -> None:
+        """Stop the hardware loop and close the device; must be idempotent."""
+        raise NotImplementedError
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self.release_hardware()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [self.diagnostic_status()]
+        self._diagnostics.publish(array)
+
+    def _run_autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        self._autostart_timer = None
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('autostart: configure failed; staying unconfigured')
+            return
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('autostart: activate failed; staying inactive')
+
+
+def run_worker(node_factory: Callable[[], WorkerNode], args: list[str] | None = None) -> None:
+    """Spin a worker until SIGINT/SIGTERM, then release its hardware (the Jazzy idiom)."""
+    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.release_hardware()
+            node.destroy_node()
+        rclpy.try_shutdown()

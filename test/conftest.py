@@ -1,0 +1,78 @@
+"""The harness every test uses: a private ROS domain on loopback, managed processes, no orphans."""
+
+from collections.abc import Iterator
+import logging
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from sensor_workers.testing.processes import ProcessGroup, become_subreaper, live_descendants
+from sensor_workers.testing.ros_env import apply_isolated_ros_environment
+
+# Before any test creates a DDS participant: this run's own domain, discovery on loopback only.
+ROS_ENV = apply_isolated_ros_environment()
+log = logging.getLogger(__name__)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Children of a process killed in a test (a SIGKILLed manager's workers) are re-parented to
+    # pytest, so the orphan check below sees them.
+    become_subreaper()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (f'ROS_DOMAIN_ID={ROS_ENV["ROS_DOMAIN_ID"]} '
+            f'ROS_AUTOMATIC_DISCOVERY_RANGE={ROS_ENV["ROS_AUTOMATIC_DISCOVERY_RANGE"]}')
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leftovers = live_descendants()
+    if leftovers:
+        names = ', '.join(f'{p.pid} {" ".join(p.cmdline())[:120]}' for p in leftovers)
+        session.config.stash[_orphans_key] = names
+        for process in leftovers:
+            process.kill()
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _clean_shared_memory()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    names = config.stash.get(_orphans_key, None)
+    if names:
+        terminalreporter.write_line(f'FAILED: the suite left processes behind: {names}', red=True)
+
+
+_orphans_key = pytest.StashKey[str]()
+
+
+def _clean_shared_memory() -> None:
+    """Remove Fast DDS segments of dead processes (SIGKILLed workers leave them in /dev/shm)."""
+    fastdds = Path(sys.executable).with_name('fastdds')
+    if fastdds.exists() and shutil.which('python3'):
+        subprocess.run([str(fastdds), 'shm', 'clean'], capture_output=True, timeout=30,
+                       check=False)
+
+
+@pytest.fixture(scope='session')
+def ros_env() -> dict[str, str]:
+    """Return the ROS variables of this run (already in os.environ)."""
+    return dict(ROS_ENV)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[ProcessGroup]:
+    """Yield the processes of one test; they are stopped (SIGTERM, then SIGKILL) at its end."""
+    group = ProcessGroup(tmp_path, ROS_ENV)
+    yield group
+    group.stop_all()
+
+
+@pytest.fixture
+def probe() -> Iterator['RosProbe']:  # noqa: F821 imported lazily: rclpy is slow to import
+    from sensor_workers.testing.ros_probe import RosProbe
+
+    with RosProbe() as ros_probe:
+        yield ros_probe

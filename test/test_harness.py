@@ -1,0 +1,85 @@
+"""The harness itself: isolated domains, process control, the probe node over real DDS."""
+
+import os
+import signal
+import socket
+import sys
+import time
+
+from std_msgs.msg import String
+
+from sensor_workers.testing.processes import live_descendants
+from sensor_workers.testing.ros_env import isolated_ros_environment, pick_domain_id
+
+
+def test_environment_is_isolated(ros_env):
+    assert os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
+    assert 1 <= int(os.environ['ROS_DOMAIN_ID']) <= 101
+    assert os.path.isfile(os.environ['FASTDDS_DEFAULT_PROFILES_FILE'])
+
+
+def test_domains_are_not_shared_within_a_process():
+    first, second = pick_domain_id(), pick_domain_id()
+    assert first != second
+    assert int(os.environ['ROS_DOMAIN_ID']) not in (first, second)
+
+
+def test_domain_with_busy_port_is_skipped(monkeypatch):
+    busy = pick_domain_id()
+    monkeypatch.setattr('random.shuffle', lambda ids: ids.sort(key=lambda d: d != busy + 1))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(('127.0.0.1', 7400 + 250 * (busy + 1) + 10))
+        env = isolated_ros_environment()
+    assert env['ROS_DOMAIN_ID'] != str(busy + 1)
+
+
+def test_process_output_is_awaited_and_process_stopped(procs):
+    child = procs.start('echo', [sys.executable, '-c',
+                                 'import time; print("ready", flush=True); time.sleep(60)'])
+    child.wait_for_output('^ready$', timeout=10)
+    assert child.alive()
+    assert child.stop(timeout=5) == -signal.SIGTERM
+    assert not child.alive()
+
+
+def test_sigterm_ignoring_process_is_killed(procs):
+    code = ('import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); '
+            'print("up", flush=True); time.sleep(60)')
+    child = procs.start('stubborn', [sys.executable, '-c', code])
+    child.wait_for_output('up', timeout=10)
+    started = time.monotonic()
+    assert child.stop(timeout=0.5) == -signal.SIGKILL
+    assert time.monotonic() - started < 5
+
+
+def test_orphans_are_adopted_and_visible(procs):
+    # A parent that starts a grandchild and dies: the grandchild must not escape the check.
+    code = ('import subprocess, sys; '
+            'p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]); '
+            'print(p.pid, flush=True)')
+    parent = procs.start('parent', [sys.executable, '-c', code])
+    grandchild_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=10).group(1))
+    parent.popen.wait(10)
+    assert grandchild_pid in [p.pid for p in live_descendants()]
+    os.kill(grandchild_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while grandchild_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert grandchild_pid not in [p.pid for p in live_descendants()]
+
+
+def test_probe_talks_to_another_process_over_dds(procs, probe):
+    received = probe.collect(String, '/harness/chatter')
+    talker = ('import rclpy, time; from std_msgs.msg import String; rclpy.init(); '
+              'n = rclpy.create_node("talker"); '
+              'p = n.create_publisher(String, "/harness/chatter", 10)\n'
+              'for i in range(300):\n'
+              '    p.publish(String(data=str(i))); time.sleep(0.01)\n')
+    procs.start('talker', [sys.executable, '-c', talker])
+    deadline = time.monotonic() + 15
+    while received.count() < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    messages, _ = received.snapshot()
+    assert len(messages) >= 20
+    values = [int(m.data) for m in messages]
+    assert values == sorted(values)

@@ -83,3 +83,22 @@ def test_probe_talks_to_another_process_over_dds(procs, probe):
     assert len(messages) >= 20
     values = [int(m.data) for m in messages]
     assert values == sorted(values)
+
+
+def test_child_dies_with_its_parent(procs):
+    # The parent starts a child that calls die_with_parent(), prints its pid, then is SIGKILLed.
+    child_code = ('from sensor_workers.lifetime import die_with_parent; import time; '
+                  'die_with_parent(); print("armed", flush=True); time.sleep(60)')
+    parent_code = ('import subprocess, sys, time; from sensor_workers.lifetime import '
+                   'child_environment; import os\n'
+                   f'p = subprocess.Popen([sys.executable, "-c", {child_code!r}], '
+                   'env={**os.environ, **child_environment()}, '
+                   'stdout=subprocess.PIPE, text=True)\n'
+                   'p.stdout.readline(); print(p.pid, flush=True); time.sleep(60)\n')
+    parent = procs.start('parent', [sys.executable, '-c', parent_code])
+    child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
+    parent.signal(signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert child_pid not in [p.pid for p in live_descendants()]

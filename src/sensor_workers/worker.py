@@ -14,6 +14,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from sensor_workers import qos
 from sensor_workers.heartbeat import Heartbeat
+from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -69,6 +70,7 @@ class WorkerNode(LifecycleNode):
 
 def run_worker(node_factory: Callable[[], WorkerNode], args: list[str] | None = None) -> None:
     """Spin a worker until SIGINT/SIGTERM, then release its hardware (the Jazzy idiom)."""
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     rclpy.init(args=args)
     node = None

@@ -1,0 +1,33 @@
+"""Tie a child process's life to its parent's: no orphans, even when the parent is SIGKILLed.
+
+The parent puts its PID into the child's environment (`child_environment()`); the child calls
+`die_with_parent()` first thing. Linux then signals the child when the parent dies
+(PR_SET_PDEATHSIG); the PID check closes the race where the parent died before the prctl.
+This avoids `preexec_fn`, which is unsafe in a multi-threaded parent such as an rclpy process.
+"""
+
+import ctypes
+import logging
+import os
+import signal
+
+PARENT_PID_ENV = 'SENSOR_WORKERS_PARENT_PID'
+_PR_SET_PDEATHSIG = 1
+log = logging.getLogger(__name__)
+
+
+def child_environment() -> dict[str, str]:
+    """Return the variables a child needs to follow this process into death."""
+    return {PARENT_PID_ENV: str(os.getpid())}
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Ask the kernel for `signum` when the parent that set PARENT_PID_ENV dies."""
+    expected = os.environ.pop(PARENT_PID_ENV, None)
+    if expected is None:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        log.warning('prctl(PR_SET_PDEATHSIG) failed: errno %d', ctypes.get_errno())
+    if os.getppid() != int(expected):
+        os.kill(os.getpid(), signum)

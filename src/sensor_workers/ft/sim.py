@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 
 SERIAL_NUMBER = '0421'
 PRODUCT_NAME = 'BFT-SENS-SER-M8'
-COUNTER_CODE_MODULUS = 100_000
-COUNTER_CODE_SCALE = 1e-5
+COUNTER_CODE_MODULUS = 1_000_000
+COUNTER_CODE_SCALE = 1e-6
 FAULTS = ('garbage', 'badcrc', 'truncate', 'flags', 'stall', 'reopen')
 _FLOAT32 = struct.Struct('<6f')
 
@@ -74,7 +74,7 @@ def wrench_for(counter: int) -> tuple[float, float, float, float, float, float]:
 
 
 def counter_from_wrench(wrench: Sequence[float]) -> int:
-    """Recover `counter % 100000` from an untared wrench produced by `wrench_for`."""
+    """Recover `counter % 1000000` from an untared wrench produced by `wrench_for`."""
     return round(wrench[5] / COUNTER_CODE_SCALE) % COUNTER_CODE_MODULUS
 
 

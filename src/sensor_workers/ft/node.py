@@ -109,11 +109,6 @@ class FtNode(WorkerNode):
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         values = {p.name: p.value for p in parameters}
-        if self._configured:
-            changed = [name for name in DEVICE_PARAMETERS if name in values]
-            if changed:
-                return refused(f'{", ".join(changed)} can only change while unconfigured '
-                               '(deactivate and clean up first)')
         reason = self._check(
             values.get('backend', self.backend_name),
             values.get('baudrate', self.baudrate),
@@ -121,6 +116,10 @@ class FtNode(WorkerNode):
             values.get('port', self.port))
         if reason:
             return refused(reason)
+        changed = [name for name in DEVICE_PARAMETERS if name in values]
+        if changed and self._configured:
+            return refused(f'{", ".join(changed)} can only change while unconfigured '
+                           '(deactivate and clean up first)')
         for name in ('port', 'backend', 'baudrate', 'sinc_length', 'frame_id',
                      'publish_temperature'):
             if name in values:
@@ -158,7 +157,7 @@ class FtNode(WorkerNode):
             backend = create_backend(
                 self.backend_name, self._device, self.baudrate, self.sinc_length)
             backend.configure()
-        except (BackendError, OSError, RuntimeError) as error:
+        except Exception as error:  # noqa: BLE001 one line and FAILURE, never a traceback
             self.get_logger().error(f'configure failed: {error}')
             self._stop_sim()
             return TransitionCallbackReturn.FAILURE
@@ -172,7 +171,7 @@ class FtNode(WorkerNode):
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         try:
             self._backend.start()
-        except BackendError as error:
+        except Exception as error:  # noqa: BLE001 one line and FAILURE, never a traceback
             self.get_logger().error(f'activate failed: {error}')
             return TransitionCallbackReturn.FAILURE
         self._reset_counters()
@@ -289,6 +288,14 @@ class FtNode(WorkerNode):
 
     def _loop(self) -> None:
         self._apply_rt_priority()
+        try:
+            self._read_samples()
+        except Exception as error:  # noqa: BLE001 one line, then the heartbeat stops
+            if self.context.ok():
+                self.get_logger().error(f'read loop stopped: {error!r}')
+            # else: SIGINT/SIGTERM shut the context down under us; run_worker cleans up.
+
+    def _read_samples(self) -> None:
         backend = self._backend
         heartbeat = self.heartbeat
         clock = self.get_clock()

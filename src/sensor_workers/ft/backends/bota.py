@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 SINC_RANGE = (64, 2048)  # what the driver accepts for standard (non-MN1S) sensors
 STALE_AFTER_S = 0.5
 RECREATE_INTERVAL_S = 1.0
-PRODUCT_NAME = 'BFT-SENS-SER-M8'
+# The driver requires both names; it reads the real ones from the sensor (`p?`) and only warns
+# when they differ from these placeholders.
+PRODUCT_NAME = 'BFT-GEN0-SER'
+SERIAL_NUMBER = 'SN0000000'
 
 
 class BotaDriverBackend:
@@ -63,12 +66,13 @@ class BotaDriverBackend:
         config.gen0_sensor_operation_params = operation
         config.driver_operation_params = bota_driver.DriverOperationConfig()
         config.product_name = PRODUCT_NAME
+        config.serial_number = SERIAL_NUMBER
         try:
             driver = bota_driver.BotaDriver(config)
             if not driver.configure():
                 driver.shutdown()
                 raise RuntimeError('configure() failed')
-        except RuntimeError as error:
+        except (RuntimeError, ValueError) as error:
             raise BackendError(f'bota_driver on {self.port}: {error}') from error
         self._driver = driver
         self._last_timestamp = None

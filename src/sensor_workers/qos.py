@@ -16,6 +16,16 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 # reliability or depth per topic through `qos_overrides.<topic>.publisher.*` parameters.
 SENSOR_DATA = qos_profile_sensor_data
 
+# High-rate streams (the F/T sensor at up to ~1 kHz): still best effort, but over Fast DDS shared
+# memory a best-effort reader takes samples from the writer's history, so a depth of 5 loses
+# samples whenever a subscriber wakes 5 ms late. 200 samples is 200 ms at 1 kHz.
+SENSOR_STREAM = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=200,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
 # Heartbeats must not be lost in transit: a lost one would look like a dead worker.
 HEARTBEAT = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,

@@ -86,7 +86,7 @@ class FtNode(WorkerNode):
         # Created once (not in on_configure): subscribers discover them before data flows, and
         # the qos_overrides parameters are declared only once.
         self._wrench_pub = self.create_lifecycle_publisher(
-            WrenchStamped, '~/wrench', qos.SENSOR_DATA,
+            WrenchStamped, '~/wrench', qos.SENSOR_STREAM,
             qos_overriding_options=qos.overridable())
         self._temperature_pub = self.create_lifecycle_publisher(
             Temperature, '~/temperature', qos.SENSOR_DATA,

@@ -173,7 +173,7 @@ class BaslerCamera:
         except CameraError:
             self.close()
             raise
-        log.info('opened %s %s', self.model, self.serial)
+        log.debug('opened %s %s', self.model, self.serial)
 
     def close(self) -> None:
         """Stop grabbing, close and destroy the device; safe to call at any time."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, Image
@@ -218,7 +219,7 @@ class CameraNode(WorkerNode):
         assert camera is not None
         failures = 0
         last_frame = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             self._run_requests()
             if self._state == 'lost':
                 self._beat(ERROR, f'camera lost ({self._lost_reason}); reconnecting')
@@ -254,7 +255,13 @@ class CameraNode(WorkerNode):
                 last_frame = now
                 self.frames_grabbed += 1
                 self._count_image_number(frame.image_number)
-                self._publish(frame)
+                try:
+                    self._publish(frame)
+                except RCLError as error:  # shutting down: the context went away under us
+                    if self.context.ok():
+                        raise
+                    self.get_logger().debug(f'publish during shutdown: {error}')
+                    break
             if failures >= FAILURES_BEFORE_RECONNECT:
                 self._lose(camera, f'{failures} failed grabs in a row')
                 continue

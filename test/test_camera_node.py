@@ -23,6 +23,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from sensor_workers.diagnostics import status_values
+from sensor_workers.paths import config_file
 from sensor_workers.testing.processes import ProcessGroup
 
 pytestmark = pytest.mark.integration
@@ -140,10 +141,10 @@ def camera(tmp_path_factory, ros_env):
     group = ProcessGroup(log_dir, ros_env)
     probe = RosProbe('camera_test_probe')
     try:
+        # config/sim.yaml: emulated camera, 1024x1040 Mono8 at 30 fps.
         process = group.start_python(
             'camera', 'sensor_workers.camera.node', '--ros-args',
-            '-p', 'emulate:=true', '-p', 'autostart:=true', '-p', 'frame_rate:=30.0',
-            '-p', 'width:=1024', '-p', 'height:=1040', '-p', 'pixel_format:=Mono8',
+            '--params-file', str(config_file('sim.yaml')), '-p', 'autostart:=true',
             '-p', f'recording_dir:={log_dir / "recordings"}', *PUBLISHER_QOS)
         under_test = CameraUnderTest(probe, process)
         under_test.wait_frames(5, timeout=30.0)

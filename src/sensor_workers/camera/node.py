@@ -7,8 +7,8 @@ changes, fault injection) is handed to that thread and executed between two fram
 
 Frame accounting, so that lost frames show: `frames_grabbed` counts good buffers from the
 camera, `frames_published` the Image messages sent (the heartbeat's `samples`), `failed_grabs`
-incomplete buffers, `camera_skipped` gaps in the camera's own frame counter (pylon's
-ImageNumber: frames the camera produced that never reached us). A subscriber compares the
+incomplete buffers, `camera_skipped` gaps in the camera's own frame counter (the block id
+of GigE and USB3 Vision: frames the camera produced that never reached us). A subscriber compares the
 number of images it received with `frames_published` over the same window (e.g. between a
 deactivate and an activate) to find transport losses.
 """
@@ -136,7 +136,7 @@ class CameraNode(WorkerNode):
         self._state = 'unconfigured'
         self._lost_reason = ''
         self._next_reconnect = 0.0
-        self._last_image_number = 0
+        self._last_block_id = 0
         # Counters (written by the grab thread only).
         self.frames_grabbed = 0
         self.frames_published = 0
@@ -175,7 +175,7 @@ class CameraNode(WorkerNode):
             self.get_logger().error(f'activate: cannot start grabbing: {error}')
             return TransitionCallbackReturn.FAILURE
         self._state = 'grabbing'
-        self._last_image_number = 0
+        self._last_block_id = 0
         self.heartbeat.reset()
         self._stop.clear()
         self._thread = threading.Thread(target=self._grab_loop, name='grab', daemon=True)
@@ -249,12 +249,12 @@ class CameraNode(WorkerNode):
                 self.failed_grabs += 1
                 failures += 1
                 last_frame = now
-                self._count_image_number(frame.image_number)
+                self._count_block_id(frame.block_id)
             else:
                 failures = 0
                 last_frame = now
                 self.frames_grabbed += 1
-                self._count_image_number(frame.image_number)
+                self._count_block_id(frame.block_id)
                 try:
                     self._publish(frame)
                 except RCLError as error:  # shutting down: the context went away under us
@@ -281,11 +281,15 @@ class CameraNode(WorkerNode):
             timeout_s = max(timeout_s, 2.0 / settings.frame_rate + settings.exposure_us / 1e6)
         return timeout_s
 
-    def _count_image_number(self, number: int) -> None:
-        """Count frames the camera numbered but never delivered (its counter restarts at 1)."""
-        last, self._last_image_number = self._last_image_number, number
-        if last and number > last + 1:
-            self.camera_skipped += number - last - 1
+    def _count_block_id(self, block_id: int) -> None:
+        """Count frames the camera numbered but never delivered.
+
+        The counter restarts with every grab start and wraps (16 bits on GigE): a step backwards
+        starts over instead of counting.
+        """
+        last, self._last_block_id = self._last_block_id, block_id
+        if last and block_id > last + 1:
+            self.camera_skipped += block_id - last - 1
 
     def _lose(self, camera: BaslerCamera, reason: str) -> None:
         self.get_logger().error(f'camera {camera.serial} lost: {reason}; reconnecting')
@@ -304,7 +308,7 @@ class CameraNode(WorkerNode):
             camera.close()
             return
         self.reconnects += 1
-        self._last_image_number = 0
+        self._last_block_id = 0
         self._timestamps = TimestampMapper(tick_ns=camera.tick_ns)
         self._state = 'grabbing'
         self.get_logger().info(f'camera {camera.serial} reconnected; settings re-applied')
@@ -486,7 +490,7 @@ class CameraNode(WorkerNode):
             'grab_timeouts': self.grab_timeouts,
             'camera_skipped': self.camera_skipped,
             'reconnects': self.reconnects,
-            'last_image_number': self._last_image_number,
+            'last_block_id': self._last_block_id,
             'rate_hz': self.heartbeat.rate_hz,
             'timestamp_source': self._timestamps.source,
             'recording': self._recorder.recording,

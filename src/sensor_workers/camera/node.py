@@ -8,9 +8,9 @@ changes, fault injection) is handed to that thread and executed between two fram
 Frame accounting, so that lost frames show: `frames_grabbed` counts good buffers from the
 camera, `frames_published` the Image messages sent (the heartbeat's `samples`), `failed_grabs`
 incomplete buffers, `camera_skipped` gaps in the camera's own frame counter (the block id
-of GigE and USB3 Vision: frames the camera produced that never reached us). A subscriber compares the
-number of images it received with `frames_published` over the same window (e.g. between a
-deactivate and an activate) to find transport losses.
+of GigE and USB3 Vision: frames the camera produced that never reached us). A subscriber
+compares the number of images it received with `frames_published` over the same window (e.g.
+between a deactivate and an activate) to find transport losses.
 """
 
 from concurrent.futures import Future

@@ -15,14 +15,15 @@ from pathlib import Path
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from mcap_ros2.reader import read_ros2_messages
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from sensor_workers.diagnostics import status_values
+from sensor_workers import qos
+from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.paths import config_file
 from sensor_workers.testing.processes import ProcessGroup
 
@@ -64,6 +65,7 @@ class CameraUnderTest:
         self._diag: tuple[float, dict[str, str]] | None = None
         probe.node.create_subscription(Image, f'{NODE}/image_raw', self._on_image, IMAGE_QOS)
         probe.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.heartbeats = probe.collect(DiagnosticStatus, f'{NODE}/heartbeat', qos.HEARTBEAT)
 
     def _on_image(self, msg: Image) -> None:
         frame = Received(stamp_of(msg), msg.width, msg.height, msg.encoding, msg.step,
@@ -122,6 +124,9 @@ class CameraUnderTest:
         deltas = {key: int(after[key]) - int(before[key])
                   for key in ('frames_published', 'camera_skipped', 'failed_grabs')}
         return frames, deltas
+
+
+ERROR_LEVEL = DiagnosticStatus.ERROR[0]  # rclpy gives `byte` fields as one-byte bytes
 
 
 def stamp_of(msg) -> int:
@@ -229,6 +234,9 @@ def test_removal_leads_to_reconnect_and_frames_flow_again(camera):
     # The settings were re-applied to the new device.
     assert (frames[-1].width, frames[-1].height) == (1024, 1040)
     assert 'camera 0815-0000 lost' in camera.process.output()
+    # The heartbeat kept coming while the camera was away, with level ERROR and the reason.
+    beats = [m for m in camera.heartbeats.snapshot()[0] if level_of(m) == ERROR_LEVEL]
+    assert beats and 'camera lost' in beats[0].message
 
 
 def test_recording_contains_the_frames(camera):

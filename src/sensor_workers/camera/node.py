@@ -136,6 +136,7 @@ class CameraNode(WorkerNode):
         self._state = 'unconfigured'
         self._lost_reason = ''
         self._next_reconnect = 0.0
+        self._reconnector: threading.Thread | None = None
         self._last_block_id = 0
         # Counters (written by the grab thread only).
         self.frames_grabbed = 0
@@ -210,6 +211,9 @@ class CameraNode(WorkerNode):
         if thread is not None:
             self._stop.set()
             thread.join()
+        reconnector, self._reconnector = self._reconnector, None
+        if reconnector is not None:
+            reconnector.join()
         self._run_requests()  # anything that arrived while it was stopping
 
     # The grab loop
@@ -221,13 +225,18 @@ class CameraNode(WorkerNode):
         last_frame = time.monotonic()
         while not self._stop.is_set() and self.context.ok():
             self._run_requests()
+            if self._reconnector is not None and not self._reconnector.is_alive():
+                self._reconnector.join()
+                self._reconnector = None
+                failures, last_frame = 0, time.monotonic()
             if self._state == 'lost':
                 self._beat(ERROR, f'camera lost ({self._lost_reason}); reconnecting')
-                if time.monotonic() >= self._next_reconnect:
-                    self._reconnect(camera)
-                    failures, last_frame = 0, time.monotonic()
-                else:
-                    self._stop.wait(WAKE_MS / 1000)
+                if self._reconnector is None and time.monotonic() >= self._next_reconnect:
+                    # Opening takes ~0.5 s (enumeration): done aside so the loop keeps beating.
+                    self._reconnector = threading.Thread(
+                        target=self._reconnect, args=(camera,), name='reconnect', daemon=True)
+                    self._reconnector.start()
+                self._stop.wait(WAKE_MS / 1000)
                 continue
             try:
                 frame = camera.grab(WAKE_MS)
@@ -295,10 +304,13 @@ class CameraNode(WorkerNode):
         self.get_logger().error(f'camera {camera.serial} lost: {reason}; reconnecting')
         self._state = 'lost'
         self._lost_reason = reason
+        self.heartbeat.reset()  # the next beat (ERROR, with the reason) goes out at once
         camera.close()
-        self._next_reconnect = time.monotonic()
+        # First attempt after one heartbeat period, so that an ERROR beat goes out before it.
+        self._next_reconnect = time.monotonic() + self.heartbeat.period_s
 
     def _reconnect(self, camera: BaslerCamera) -> None:
+        """Re-enumerate by serial, re-apply the settings, resume grabbing (reconnect thread)."""
         try:
             camera.open(camera.settings)
             camera.start()
@@ -462,7 +474,7 @@ class CameraNode(WorkerNode):
 
     def _fault(self, response, inject, message: str):
         camera = self._camera
-        if camera is None or not camera.is_open:
+        if camera is None or self._state == 'lost' or not camera.is_open:
             response.success, response.message = False, 'the camera is not open'
             return response
         try:

@@ -132,6 +132,11 @@ class RestartPolicy:
         # STARTING -> RESTARTING
         return self._fail(now, None, f'start failed: {reason}')
 
+    def spawn_failed(self, reason: str, now: float) -> list[Action]:
+        """Report that the worker process could not be started at all."""
+        self.process_running = False
+        return self.start_failed(f'spawn failed: {reason}', now)
+
     def request_restart(self, now: float) -> list[Action]:
         """Restart on demand: stop gracefully and start again at once, not counted as failure."""
         if self.phase is DeviceState.STOPPED and not self.process_running:

@@ -21,6 +21,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -211,7 +212,10 @@ class ManagerNode(LifecycleNode):
 
     def _spec(self, device: str) -> WorkerSpec:
         def value(name: str):
-            return self.get_parameter(f'{device}.{name}').value
+            try:
+                return self.get_parameter(f'{device}.{name}').value
+            except ParameterUninitializedException:  # an array parameter nobody set
+                return None
 
         overrides = {'heartbeat_period_ms': str(self.get_parameter('heartbeat_period_ms').value)}
         for entry in value('parameters') or []:

@@ -67,6 +67,8 @@ class Device:
         # From the heartbeat of the current process.
         self.last_beat: float | None = None
         self.active_at = 0.0
+        # A missed heartbeat or a stall was seen on the last tick, to be confirmed on this one.
+        self.suspect = False
         self.samples = 0
         self.samples_changed_at = 0.0
         self.rate_hz = 0.0
@@ -93,6 +95,7 @@ class Device:
         self.lifecycle_active = False
         self.terminate_at = None
         self.last_beat = None
+        self.suspect = False
         self.samples = 0
         self.rate_hz = 0.0
         self.dropped = 0
@@ -175,7 +178,7 @@ class ManagerNode(LifecycleNode):
         declare(self, 'failure_window_s', 30.0,
                 'Window in which failures are counted for degraded.',
                 float_range=(0.1, 86400.0))
-        declare(self, 'kill_timeout_ms', 200,
+        declare(self, 'kill_timeout_ms', 500,
                 'After a failure: SIGTERM, then SIGKILL after this long.', int_range=(0, 60000))
         declare(self, 'stop_timeout_ms', 3000,
                 'On a requested stop: SIGTERM, then SIGKILL after this long.',
@@ -508,12 +511,22 @@ class ManagerNode(LifecycleNode):
         if policy.phase is not DeviceState.ACTIVE:
             return
         timeout = self.get_parameter('heartbeat_timeout_ms').value / 1000.0
-        since = device.active_at if device.last_beat is None else device.last_beat
-        if now - since > timeout and now - device.active_at > timeout + FIRST_BEAT_GRACE_S:
-            self._apply(device, policy.heartbeat_missed(now - since, now))
-            return
         stall = self.get_parameter('stall_timeout_ms').value / 1000.0
-        if now - device.samples_changed_at > stall:
+        since = device.active_at if device.last_beat is None else device.last_beat
+        missed = now - since > timeout and now - device.active_at > timeout + FIRST_BEAT_GRACE_S
+        stalled = now - device.samples_changed_at > stall
+        if not (missed or stalled):
+            device.suspect = False
+            return
+        if not device.suspect:
+            # Confirm on the next tick: the executor runs timers before subscriptions, so after
+            # the manager itself was starved of CPU, fresh heartbeats may still be queued.
+            device.suspect = True
+            return
+        device.suspect = False
+        if missed:
+            self._apply(device, policy.heartbeat_missed(now - since, now))
+        else:
             self._apply(device, policy.stalled(now - device.samples_changed_at, now))
 
     # Services

@@ -129,8 +129,12 @@ class WorkerProcess:
         return self.popen.returncode is None
 
     def terminate(self, grace_s: float) -> None:
-        """SIGTERM now, SIGKILL if still running after `grace_s` (0: SIGKILL at once)."""
-        if grace_s <= 0:
+        """SIGTERM now, SIGKILL if still running after `grace_s`.
+
+        A stopped process (SIGSTOP, a debugger) cannot act on SIGTERM: it gets SIGKILL at once,
+        as it does with `grace_s` 0.
+        """
+        if grace_s <= 0 or self.stopped():
             self.kill()
             return
         self._signal(signal.SIGTERM)
@@ -141,6 +145,15 @@ class WorkerProcess:
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
+
+    def stopped(self) -> bool:
+        """Return whether the process is stopped by a signal (state T in /proc)."""
+        try:
+            stat = Path(f'/proc/{self.pid}/stat').read_text()
+        except OSError:
+            return False
+        # The state follows the command name, which is in parentheses and may contain spaces.
+        return stat.rpartition(')')[2].split()[0] in ('T', 't')
 
     def _escalate(self) -> None:
         if self.alive():

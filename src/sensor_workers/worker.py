@@ -9,6 +9,7 @@ import logging
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
@@ -68,11 +69,17 @@ class WorkerNode(LifecycleNode):
             self.get_logger().error('autostart: activate failed; staying inactive')
 
 
-def run_worker(node_factory: Callable[[], WorkerNode], args: list[str] | None = None) -> None:
-    """Spin a worker until SIGINT/SIGTERM, then release its hardware (the Jazzy idiom)."""
+def run_worker(
+    node_factory: Callable[[], WorkerNode], args: list[str] | None = None, *, init: bool = True
+) -> None:
+    """Spin a worker until SIGINT/SIGTERM, then release its hardware (the Jazzy idiom).
+
+    `init=False`: rclpy is initialized already (the manager's warm standby did it).
+    """
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    rclpy.init(args=args)
+    if init:
+        rclpy.init(args=args)
     node = None
     try:
         node = node_factory()
@@ -81,6 +88,11 @@ def run_worker(node_factory: Callable[[], WorkerNode], args: list[str] | None = 
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        # SIGTERM shut the context down while the executor was building its wait set: a normal
+        # stop (exit 0), not a crash.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.release_hardware()

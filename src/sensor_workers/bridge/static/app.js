@@ -206,6 +206,7 @@
         opened = true;
         this.attempt = 0;
         setConn(this.name, 'open', 'live');
+        if (connections.bridge !== 'open') pollStatus(); // back after a bridge restart
       };
       ws.onmessage = (ev) => {
         this.lastMessage = performance.now();
@@ -251,9 +252,13 @@
   // ---------------------------------------------------------------- /status polling
   let statusTimer = 0;
 
+  let statusInFlight = false;
+
   async function pollStatus() {
+    if (statusInFlight) return;
     clearTimeout(statusTimer);
     if (!live) return;
+    statusInFlight = true;
     try {
       const res = await api('GET', '/status');
       stats.statusPolls += 1;
@@ -269,6 +274,8 @@
       }
     } catch (err) {
       setConn('bridge', 'down', 'unreachable');
+    } finally {
+      statusInFlight = false;
     }
     if (live) statusTimer = setTimeout(pollStatus, STATUS_PERIOD_MS);
   }

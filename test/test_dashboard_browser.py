@@ -130,6 +130,15 @@ class Dashboard:
         self.page.on('pageerror', lambda exc: self.errors.append(f'uncaught: {exc}'))
         self.page.goto(url)
 
+    def heap_mb(self) -> float:
+        """Return the page's JS heap in MB after a full garbage collection."""
+        cdp = self.context.new_cdp_session(self.page)
+        try:
+            cdp.send('HeapProfiler.collectGarbage')
+            return cdp.send('Runtime.getHeapUsage')['usedSize'] / 1e6
+        finally:
+            cdp.detach()
+
     def stats(self) -> dict:
         return self.page.evaluate('window.dashboard.stats')
 
@@ -158,6 +167,7 @@ ALL_OPEN = ('s.connections.bridge === "open" && s.connections.image === "open" &
 def test_page_shows_live_image_plot_and_health(dashboard: Dashboard, shots: Path) -> None:
     page = dashboard.page
     dashboard.wait_for(f'{ALL_OPEN} && s.imageFrames >= 2 && s.wrenchSamples > 200', 20)
+    heap_before = dashboard.heap_mb()
     first = page.locator('#image').screenshot(path=shots / 'image-1.png')
     seq = dashboard.stats()['imageSeq']
     dashboard.wait_for(f's.imageSeq >= {seq + 3}', 10)
@@ -172,6 +182,9 @@ def test_page_shows_live_image_plot_and_health(dashboard: Dashboard, shots: Path
     for device in ('camera', 'ft'):
         assert page.locator(f'#device-{device} .state').inner_text() == 'active'
     page.screenshot(path=shots / 'dashboard.png')
+    # Preallocated ring buffers, a bounded events list: the heap does not grow with the data.
+    heap_after = dashboard.heap_mb()
+    assert heap_after < heap_before + 3, f'JS heap grew {heap_before:.1f} -> {heap_after:.1f} MB'
     assert dashboard.errors == [], f'console errors: {dashboard.errors}'
 
 

@@ -1,0 +1,70 @@
+"""The `ft` worker, one node per test: 1 kHz, failures, the bota_driver backend, autostart."""
+
+from collections.abc import Iterator
+import signal
+import time
+
+from ft_helpers import SUBSCRIBER_QOS, check_stream, start_node, start_sim, wait_until
+from geometry_msgs.msg import WrenchStamped
+import psutil
+import pytest
+
+from sensor_workers.testing.ros_probe import RosProbe
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fast_probe() -> Iterator[RosProbe]:
+    with RosProbe('ft_probe', threads=1) as probe:
+        yield probe
+
+
+def test_1khz_sinc51_no_sample_missing_and_values_exact(procs, fast_probe, tmp_path):
+    probe = fast_probe
+    _, link, _ = start_sim(procs, tmp_path, 51)
+    start_node(procs, link, 51)
+    wrench = probe.collect(WrenchStamped, '/ft/wrench', SUBSCRIBER_QOS)
+    probe.bring_up('/ft', timeout=15)
+    wait_until(lambda: wrench.count() > 100, 10, 'first samples')
+    wrench.clear()
+    time.sleep(5.0)
+    check_stream(wrench.snapshot()[0], 5 * 51200 / 51)
+
+
+def test_configure_failure_is_one_line_and_leaves_node_unconfigured(procs, probe):
+    node = start_node(procs, '/dev/does-not-exist', 64)
+    assert probe.change_state('/ft', 'configure', timeout=15) is False
+    assert probe.get_state('/ft') == 'unconfigured'
+    output = node.output()
+    assert output.count('configure failed') == 1
+    assert 'Traceback' not in output
+    # Set one at a time (like `ros2 param set`): the second makes the combination invalid.
+    results = probe.set_parameters('/ft', {'backend': 'bota_driver', 'sinc_length': 51})
+    assert results[0] == (True, '')
+    assert not results[1][0] and '64-2048' in results[1][1]
+
+
+def test_bota_driver_backend_streams_800hz(procs, fast_probe, tmp_path):
+    probe = fast_probe
+    # The official driver's constructor waits 3 s: this is the only test that pays for it.
+    _, link, _ = start_sim(procs, tmp_path, 64)
+    start_node(procs, link, 64, '-p', 'backend:=bota_driver')
+    wrench = probe.collect(WrenchStamped, '/ft/wrench', SUBSCRIBER_QOS)
+    probe.bring_up('/ft', timeout=20)
+    wait_until(lambda: wrench.count() > 100, 10, 'first samples')
+    wrench.clear()
+    time.sleep(2.0)
+    check_stream(wrench.snapshot()[0], 1600)
+
+
+def test_autostart_with_the_builtin_simulator(procs, probe):
+    wrench = probe.collect(WrenchStamped, '/ft/wrench', SUBSCRIBER_QOS)
+    node = procs.start_python('ft_node', 'sensor_workers.ft.node', '--ros-args',
+                              '-p', 'port:=sim', '-p', 'autostart:=true')
+    wait_until(lambda: wrench.count() > 200, 15, 'samples from the autostarted node')
+    children = psutil.Process(node.pid).children(recursive=True)
+    assert any('sensor_workers.ft.sim' in ' '.join(c.cmdline()) for c in children)
+    node.signal(signal.SIGTERM)
+    assert node.popen.wait(10) == 0
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]

@@ -30,6 +30,7 @@ from std_srvs.srv import Trigger
 
 from sensor_workers import paths, qos
 from sensor_workers.diagnostics import make_status, status_values
+from sensor_workers.lifetime import die_with_parent
 from sensor_workers.manager.policy import Event, PolicyConfig, RestartPolicy
 from sensor_workers.manager.process import Spawner, WorkerProcess, WorkerSpec, parse_env
 from sensor_workers.manager.states import ERROR, STATE_LEVELS, Action, DeviceState
@@ -628,6 +629,7 @@ def params_file_in(args: Sequence[str]) -> Path | None:
 
 def main(args: list[str] | None = None) -> None:
     """Run the manager until SIGINT/SIGTERM, then stop every worker before exiting."""
+    die_with_parent()  # when started by `sensor-workers up`
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     args = sys.argv if args is None else args
     # Our own signal handling: on SIGINT/SIGTERM the workers must still be deactivated over

@@ -9,6 +9,8 @@ No ROS here. Three rules shape this module:
   PR_SET_PDEATHSIG. That signal fires when the *thread* that spawned the child ends, so every
   child is spawned from one long-lived thread (`Spawner`), not from a worker pool or a timer.
 - A process exit is noticed at once: a reaper thread per child blocks in `wait()`.
+- Each worker gets its own process group, so a Ctrl-C in the manager's terminal reaches only
+  the manager, which then stops the workers in order (an early SIGINT would look like a crash).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -202,7 +204,7 @@ class Spawner:
             try:
                 popen = subprocess.Popen(  # noqa: S603 our own interpreter and module
                     spec.command(), env=spec.environment(), stdin=subprocess.DEVNULL,
-                    close_fds=True)
+                    close_fds=True, process_group=0)
             except OSError as error:
                 future.set_exception(error)
                 continue

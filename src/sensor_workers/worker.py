@@ -9,6 +9,7 @@ import logging
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
@@ -81,6 +82,11 @@ def run_worker(node_factory: Callable[[], WorkerNode], args: list[str] | None = 
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        # SIGTERM shut the context down while the executor was building its wait set: a normal
+        # stop (exit 0), not a crash.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.release_hardware()

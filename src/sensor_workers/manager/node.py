@@ -1,0 +1,670 @@
+"""ManagerNode: spawns one worker process per device, drives its lifecycle, keeps it healthy.
+
+Everything that touches device state runs in the executor thread: process exits (reaper
+threads) and spawn results (the spawner thread) are queued and a guard condition wakes the
+executor, so an exit is handled within milliseconds without locks. Service calls to the workers
+are asynchronous; the executor never waits on a worker.
+"""
+
+from collections.abc import Sequence
+from functools import partial
+import logging
+from pathlib import Path
+import queue
+import signal
+import sys
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from std_srvs.srv import Trigger
+
+from sensor_workers import paths, qos
+from sensor_workers.diagnostics import make_status, status_values
+from sensor_workers.lifetime import die_with_parent
+from sensor_workers.manager.policy import Event, PolicyConfig, RestartPolicy
+from sensor_workers.manager.process import Spawner, WorkerProcess, WorkerSpec, parse_env
+from sensor_workers.manager.states import ERROR, STATE_LEVELS, Action, DeviceState
+from sensor_workers.params import declare
+
+TICK_S = 0.02
+STATES_PERIOD_S = 0.5
+DIAGNOSTICS_PERIOD_S = 1.0
+# How often a freshly spawned worker is asked for its lifecycle state until it answers: the
+# answer proves its services are discovered (a request sent earlier is simply lost).
+PROBE_PERIOD_S = 0.05
+# Extra time for the first heartbeat after activation (the loop thread is just starting).
+FIRST_BEAT_GRACE_S = 1.0
+# On a graceful stop, how long to wait for `deactivate` before SIGTERM.
+DEACTIVATE_TIMEOUT_S = 0.5
+
+
+class Device:
+    """The manager's view of one device (used from the executor thread only)."""
+
+    def __init__(self, node: 'ManagerNode', spec: WorkerSpec, policy: RestartPolicy) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.policy = policy
+        self.process: WorkerProcess | None = None
+        # Incremented per spawn; exits and answers of an older generation are ignored.
+        self.generation = 0
+        self.exit_code: int | None = None
+        # Lifecycle driving of the current process: '', 'probe', 'configure', 'activate'.
+        self.step = ''
+        self.next_probe_at = 0.0
+        self.probes: list = []
+        self.lifecycle_active = False
+        self.terminate_at: float | None = None
+        # From the heartbeat of the current process.
+        self.last_beat: float | None = None
+        self.active_at = 0.0
+        # A missed heartbeat or a stall was seen on the last tick, to be confirmed on this one.
+        self.suspect = False
+        self.samples = 0
+        self.samples_changed_at = 0.0
+        self.rate_hz = 0.0
+        self.dropped = 0
+        self.change_state = node.create_client(ChangeState, f'/{self.name}/change_state')
+        self.get_state = node.create_client(GetState, f'/{self.name}/get_state')
+        self.heartbeat = node.create_subscription(
+            DiagnosticStatus, f'/{self.name}/heartbeat', partial(node.on_heartbeat, self),
+            qos.HEARTBEAT)
+        self.restart_service = node.create_service(
+            Trigger, f'~/{self.name}/restart', partial(node.on_restart, self))
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid if self.process is not None else 0
+
+    def process_gone(self) -> bool:
+        return self.process is None or not self.process.alive()
+
+    def reset_runtime(self) -> None:
+        self.process = None
+        self.exit_code = None
+        self.step = ''
+        self.lifecycle_active = False
+        self.terminate_at = None
+        self.last_beat = None
+        self.suspect = False
+        self.samples = 0
+        self.rate_hz = 0.0
+        self.dropped = 0
+        self.drop_probes()
+
+    def drop_probes(self) -> None:
+        for future in self.probes:
+            if not future.done():
+                self.get_state.remove_pending_request(future)
+        self.probes.clear()
+
+    def destroy(self, node: 'ManagerNode') -> None:
+        self.drop_probes()
+        node.destroy_client(self.change_state)
+        node.destroy_client(self.get_state)
+        node.destroy_subscription(self.heartbeat)
+        node.destroy_service(self.restart_service)
+
+
+class ManagerNode(LifecycleNode):
+    """Supervisor of the device workers (`camera`, `ft`)."""
+
+    def __init__(self, default_config: Path | None = None, **kwargs) -> None:
+        super().__init__('manager', **kwargs)
+        self._default_config = default_config
+        self._declare_parameters()
+        self._events = self.create_publisher(
+            DiagnosticStatus, '/safety/worker_events', qos.LATCHED_EVENTS)
+        self._states = self.create_publisher(
+            DiagnosticArray, '/manager/device_states', qos.LATCHED)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = self.create_guard_condition(self._drain_inbox)
+        self._spawner = Spawner()
+        self._devices: dict[str, Device] = {}
+        self._stopping = False
+        self._last_signature: tuple = ()
+        # Set once a requested shutdown has no child process left.
+        self.all_stopped = threading.Event()
+        self.create_timer(TICK_S, self._tick)
+        self.create_timer(STATES_PERIOD_S, self._publish_states)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._autostart_timer = None
+        if self.get_parameter('autostart').value:
+            self._autostart_timer = self.create_timer(0.0, self._run_autostart)
+
+    # Parameters
+
+    def _declare_parameters(self) -> None:
+        declare(self, 'autostart', True,
+                'Configure and activate on start (`sensor-workers up` and launch need no more).',
+                read_only=True)
+        declare(self, 'devices', ['camera', 'ft'],
+                'Device (worker node) names to supervise.', read_only=True)
+        declare(self, 'config_file', '',
+                'Parameter file passed to every worker; empty: the file the manager was '
+                'started with, else config/sim.yaml.', read_only=True)
+        declare(self, 'heartbeat_period_ms', 100,
+                'Heartbeat period asked of every worker.', read_only=True, int_range=(10, 5000))
+        declare(self, 'heartbeat_timeout_ms', 300,
+                'No heartbeat for this long while active: failure.', int_range=(20, 60000))
+        declare(self, 'stall_timeout_ms', 2000,
+                'Heartbeat `samples` not advancing this long while active: stall.',
+                int_range=(100, 600000))
+        declare(self, 'start_timeout_ms', 10000,
+                'Spawned but not active after this long: failed start.',
+                int_range=(500, 600000))
+        declare(self, 'restart_backoff_initial_ms', 100,
+                'Delay before the first restart; doubles per consecutive failure.',
+                int_range=(0, 600000))
+        declare(self, 'restart_backoff_max_ms', 5000,
+                'Cap of the restart delay; degraded devices are retried at this period.',
+                int_range=(0, 3600000))
+        declare(self, 'restart_backoff_reset_s', 10.0,
+                'Active this long without failure: the delay starts from the initial one again.',
+                float_range=(0.0, 86400.0))
+        declare(self, 'degraded_after_failures', 5,
+                'Failures within failure_window_s that mark a device degraded.',
+                int_range=(1, 1000))
+        declare(self, 'failure_window_s', 30.0,
+                'Window in which failures are counted for degraded.',
+                float_range=(0.1, 86400.0))
+        declare(self, 'kill_timeout_ms', 500,
+                'After a failure: SIGTERM, then SIGKILL after this long.', int_range=(0, 60000))
+        declare(self, 'stop_timeout_ms', 3000,
+                'On a requested stop: SIGTERM, then SIGKILL after this long.',
+                int_range=(0, 60000))
+        for device in self.get_parameter('devices').value:
+            self._declare_device_parameters(device)
+
+    def _declare_device_parameters(self, device: str) -> None:
+        declare(self, f'{device}.module', f'sensor_workers.{device}.node',
+                'Python module of the worker (run with `python -m`).', read_only=True)
+        declare(self, f'{device}.config', '',
+                'Parameter file of this worker; empty: config_file.', read_only=True)
+        declare(self, f'{device}.nice', 0, 'Nice value of the worker process (0: unchanged).',
+                read_only=True, int_range=(-20, 19))
+        declare(self, f'{device}.rt_priority', 0,
+                'SCHED_FIFO priority of the worker process (0: normal scheduling).',
+                read_only=True, int_range=(0, 99))
+        for name, kind, description in (
+            ('cpu_affinity', Parameter.Type.INTEGER_ARRAY, 'CPUs the worker may run on.'),
+            ('env', Parameter.Type.STRING_ARRAY, 'Extra environment, KEY=value entries.'),
+            ('parameters', Parameter.Type.STRING_ARRAY,
+             'Extra parameter overrides of the worker, name:=value entries.'),
+        ):
+            self.declare_parameter(f'{device}.{name}', kind,
+                                   ParameterDescriptor(description=description, read_only=True))
+
+    def _config_file(self) -> Path:
+        configured = self.get_parameter('config_file').value
+        if configured:
+            return Path(configured)
+        if self._default_config is not None:
+            return self._default_config
+        return paths.config_file('sim.yaml')
+
+    def _spec(self, device: str) -> WorkerSpec:
+        def value(name: str):
+            try:
+                return self.get_parameter(f'{device}.{name}').value
+            except ParameterUninitializedException:  # an array parameter nobody set
+                return None
+
+        overrides = {'heartbeat_period_ms': str(self.get_parameter('heartbeat_period_ms').value)}
+        for entry in value('parameters') or []:
+            key, sep, val = entry.partition(':=')
+            if not sep or not key:
+                raise ValueError(f'{device}.parameters entry {entry!r} is not name:=value')
+            overrides[key] = val
+        return WorkerSpec(
+            name=device,
+            module=value('module'),
+            params_file=Path(value('config')) if value('config') else self._config_file(),
+            parameters=overrides,
+            env=parse_env(value('env') or []),
+            cpu_affinity=tuple(value('cpu_affinity') or ()),
+            nice=value('nice'),
+            rt_priority=value('rt_priority'),
+        )
+
+    def _policy_config(self) -> PolicyConfig:
+        def ms(name: str) -> float:
+            return self.get_parameter(name).value / 1000.0
+
+        return PolicyConfig(
+            backoff_initial_s=ms('restart_backoff_initial_ms'),
+            backoff_max_s=max(ms('restart_backoff_max_ms'), ms('restart_backoff_initial_ms')),
+            backoff_reset_s=self.get_parameter('restart_backoff_reset_s').value,
+            degraded_after_failures=self.get_parameter('degraded_after_failures').value,
+            failure_window_s=self.get_parameter('failure_window_s').value,
+            start_timeout_s=ms('start_timeout_ms'),
+        )
+
+    # Own lifecycle
+
+    def _run_autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        self._autostart_timer = None
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('autostart: configure failed; staying unconfigured')
+            return
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('autostart: activate failed; staying inactive')
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            config = self._policy_config()
+            specs = [self._spec(device) for device in self.get_parameter('devices').value]
+            for spec in specs:
+                if spec.params_file is not None and not spec.params_file.is_file():
+                    raise FileNotFoundError(f'{spec.name}: no parameter file {spec.params_file}')
+        except (ValueError, FileNotFoundError) as error:
+            self.get_logger().error(f'configure failed: {error}')
+            return TransitionCallbackReturn.FAILURE
+        for spec in specs:
+            self._devices[spec.name] = Device(self, spec, RestartPolicy(spec.name, config))
+        self.get_logger().info(
+            f'supervising {", ".join(self._devices) or "no device"} with {self._config_file()}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._stopping = False
+        self.all_stopped.clear()
+        now = time.monotonic()
+        for device in self._devices.values():
+            self._apply(device, device.policy.start(now))
+        self._publish_states()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_all()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        if any(not device.process_gone() for device in self._devices.values()):
+            self.get_logger().error('cleanup refused: worker processes are still stopping')
+            return TransitionCallbackReturn.FAILURE
+        for device in self._devices.values():
+            device.destroy(self)
+        self._devices.clear()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_all()
+        return TransitionCallbackReturn.SUCCESS
+
+    def request_shutdown(self) -> None:
+        """Stop every worker (thread-safe; e.g. from a signal handler's thread)."""
+        self._post(('shutdown',))
+
+    def close(self) -> None:
+        """Release the spawner thread once every child is gone."""
+        self._spawner.close()
+
+    def _stop_all(self) -> None:
+        self._stopping = True
+        now = time.monotonic()
+        for device in self._devices.values():
+            self._apply(device, device.policy.request_stop(now))
+        self._check_stopped()
+
+    def _check_stopped(self) -> None:
+        if self._stopping and all(d.process_gone() for d in self._devices.values()):
+            self.all_stopped.set()
+
+    # Inputs from other threads
+
+    def _post(self, item: tuple) -> None:
+        self._inbox.put(item)
+        self._wake.trigger()
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            kind, *args = item
+            if kind == 'exit':
+                self._on_exit(*args)
+            elif kind == 'spawned':
+                self._on_spawned(*args)
+            elif kind == 'shutdown':
+                self._stop_all()
+
+    # Processes
+
+    def _apply(self, device: Device, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if action is Action.SPAWN:
+                self._spawn(device)
+            elif action is Action.KILL:
+                self._terminate(device, self.get_parameter('kill_timeout_ms').value / 1000.0)
+            elif action is Action.STOP:
+                self._stop(device)
+        self._publish_events(device, device.policy.drain_events())
+
+    def _spawn(self, device: Device) -> None:
+        device.reset_runtime()
+        device.generation += 1
+        generation = device.generation
+
+        def on_exit(process: WorkerProcess, code: int) -> None:
+            self._post(('exit', device, generation, process, code, time.monotonic()))
+
+        future = self._spawner.spawn(device.spec, on_exit)
+        future.add_done_callback(lambda f: self._post(('spawned', device, generation, f)))
+
+    def _on_spawned(self, device: Device, generation: int, future) -> None:
+        now = time.monotonic()
+        try:
+            process, warnings = future.result()
+        except OSError as error:
+            if generation == device.generation:
+                self._apply(device, device.policy.spawn_failed(str(error), now))
+            return
+        if generation != device.generation:
+            process.kill()
+            return
+        for warning in warnings:
+            self.get_logger().warning(f'{device.name}: {warning}')
+        if device.process is None:
+            device.process = process
+        if not device.policy.process_running:
+            return  # it exited already; _on_exit has dealt with it
+        self.get_logger().info(f'{device.name}: started pid {process.pid} '
+                               f'({device.spec.module})')
+        if device.policy.phase is not DeviceState.STARTING:
+            # Stopped or failed while it was being spawned.
+            self._terminate(device, self.get_parameter('kill_timeout_ms').value / 1000.0)
+            return
+        device.step = 'probe'
+        device.next_probe_at = now
+
+    def _on_exit(
+        self, device: Device, generation: int, process: WorkerProcess, code: int, when: float
+    ) -> None:
+        if generation != device.generation:
+            return
+        if device.process is None:
+            device.process = process
+        device.exit_code = code
+        device.step = ''
+        device.lifecycle_active = False
+        device.drop_probes()
+        self.get_logger().info(f'{device.name}: pid {process.pid} exited with code {code}')
+        self._apply(device, device.policy.exited(code, when))
+        self._check_stopped()
+        self._publish_states()
+
+    def _terminate(self, device: Device, grace_s: float) -> None:
+        device.step = ''
+        device.terminate_at = None
+        device.drop_probes()
+        if device.process is not None and device.process.alive():
+            device.process.terminate(grace_s)
+
+    def _stop(self, device: Device) -> None:
+        """Deactivate an active worker, then SIGTERM (SIGKILL after stop_timeout_ms)."""
+        device.step = ''
+        device.drop_probes()
+        if device.lifecycle_active and device.change_state.service_is_ready():
+            request = ChangeState.Request()
+            request.transition.id = Transition.TRANSITION_DEACTIVATE
+            future = device.change_state.call_async(request)
+            future.add_done_callback(partial(self._on_deactivated, device, device.generation))
+            device.terminate_at = time.monotonic() + DEACTIVATE_TIMEOUT_S
+        else:
+            self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
+
+    def _on_deactivated(self, device: Device, generation: int, future) -> None:
+        if generation == device.generation and device.terminate_at is not None:
+            self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
+
+    # Lifecycle of the workers
+
+    def _probe(self, device: Device, now: float) -> None:
+        device.next_probe_at = now + PROBE_PERIOD_S
+        if not device.get_state.service_is_ready():
+            return
+        future = device.get_state.call_async(GetState.Request())
+        future.add_done_callback(partial(self._on_probe_answer, device, device.generation))
+        device.probes.append(future)
+
+    def _on_probe_answer(self, device: Device, generation: int, future) -> None:
+        if generation != device.generation or device.step != 'probe' or future.cancelled():
+            return
+        device.drop_probes()
+        label = future.result().current_state.label
+        if label == 'unconfigured':
+            self._change_state(device, 'configure')
+        elif label == 'inactive':
+            self._change_state(device, 'activate')
+        elif label == 'active':
+            self._activated(device)
+        else:
+            self._apply(device, device.policy.start_failed(
+                f'worker is {label}', time.monotonic()))
+
+    def _change_state(self, device: Device, step: str) -> None:
+        device.step = step
+        request = ChangeState.Request()
+        request.transition.id = (Transition.TRANSITION_CONFIGURE if step == 'configure'
+                                 else Transition.TRANSITION_ACTIVATE)
+        future = device.change_state.call_async(request)
+        future.add_done_callback(partial(self._on_changed, device, device.generation, step))
+
+    def _on_changed(self, device: Device, generation: int, step: str, future) -> None:
+        if generation != device.generation or device.step != step or future.cancelled():
+            return
+        if not future.result().success:
+            self._apply(device, device.policy.start_failed(
+                f'{step} failed (see the {device.name} log)', time.monotonic()))
+            return
+        if step == 'configure':
+            self._change_state(device, 'activate')
+        else:
+            self._activated(device)
+
+    def _activated(self, device: Device) -> None:
+        now = time.monotonic()
+        device.step = ''
+        device.lifecycle_active = True
+        device.active_at = now
+        device.samples_changed_at = now + FIRST_BEAT_GRACE_S
+        self.get_logger().info(f'{device.name}: active (pid {device.pid})')
+        self._apply(device, device.policy.activated(now))
+
+    # Heartbeats
+
+    def on_heartbeat(self, device: Device, status: DiagnosticStatus) -> None:
+        values = status_values(status)
+        try:
+            pid = int(values.get('pid', '0'))
+            samples = int(values.get('samples', '0'))
+            rate_hz = float(values.get('rate_hz', '0'))
+            dropped = int(values.get('dropped', '0'))
+        except ValueError:
+            return
+        if pid != device.pid or device.process_gone():
+            return  # from a previous process of this device
+        now = time.monotonic()
+        device.last_beat = now
+        if samples != device.samples:
+            device.samples = samples
+            device.samples_changed_at = now
+        device.rate_hz = rate_hz
+        device.dropped = dropped
+
+    def _watch(self, device: Device, now: float) -> None:
+        policy = device.policy
+        if policy.phase is not DeviceState.ACTIVE:
+            return
+        timeout = self.get_parameter('heartbeat_timeout_ms').value / 1000.0
+        stall = self.get_parameter('stall_timeout_ms').value / 1000.0
+        since = device.active_at if device.last_beat is None else device.last_beat
+        missed = now - since > timeout and now - device.active_at > timeout + FIRST_BEAT_GRACE_S
+        stalled = now - device.samples_changed_at > stall
+        if not (missed or stalled):
+            device.suspect = False
+            return
+        if not device.suspect:
+            # Confirm on the next tick: the executor runs timers before subscriptions, so after
+            # the manager itself was starved of CPU, fresh heartbeats may still be queued.
+            device.suspect = True
+            return
+        device.suspect = False
+        if missed:
+            self._apply(device, policy.heartbeat_missed(now - since, now))
+        else:
+            self._apply(device, policy.stalled(now - device.samples_changed_at, now))
+
+    # Services
+
+    def on_restart(self, device: Device, request, response):
+        if self._stopping:
+            response.success = False
+            response.message = 'the manager is stopping'
+            return response
+        self._apply(device, device.policy.request_restart(time.monotonic()))
+        response.success = True
+        response.message = f'{device.name}: restarting'
+        return response
+
+    # Periodic work
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for device in self._devices.values():
+            if device.terminate_at is not None and now >= device.terminate_at:
+                self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
+            if self._stopping:
+                continue
+            if device.step == 'probe' and now >= device.next_probe_at:
+                self._probe(device, now)
+            self._watch(device, now)
+            self._apply(device, device.policy.transition(now))
+        self._check_stopped()
+        signature = tuple(self._signature(d) for d in self._devices.values())
+        if signature != self._last_signature:
+            self._publish_states()
+
+    @staticmethod
+    def _signature(device: Device) -> tuple:
+        p = device.policy
+        return (p.state, p.restarts, p.failures, p.degraded, p.last_error, device.pid)
+
+    def _publish_events(self, device: Device, events: Sequence[Event]) -> None:
+        for event in events:
+            status = make_status(device.name, event.level, event.message, device.name, {
+                'event': event.kind.value,
+                'restarts': device.policy.restarts,
+                'pid': device.pid,
+                'exit_code': '' if event.exit_code is None else event.exit_code,
+                'stamp_ns': time.time_ns(),
+            })
+            self._events.publish(status)
+            text = f'{device.name}: {event.kind.value}: {event.message}'
+            if event.level >= ERROR:
+                self.get_logger().error(text)
+            elif event.level:
+                self.get_logger().warning(text)
+            else:
+                self.get_logger().info(text)
+
+    def _device_status(self, device: Device, name: str) -> DiagnosticStatus:
+        policy = device.policy
+        state = policy.state
+        level = ERROR if policy.degraded else STATE_LEVELS[state]
+        now = time.monotonic()
+        age = -1 if device.last_beat is None else round((now - device.last_beat) * 1000)
+        return make_status(name, level, state.value, device.name, {
+            'state': state.value,
+            'restarts': policy.restarts,
+            'failures': policy.failures,
+            'heartbeat_age_ms': age,
+            'pid': device.pid,
+            'rate_hz': device.rate_hz,
+            'samples': device.samples,
+            'dropped': device.dropped,
+            'degraded': policy.degraded,
+            'backoff_ms': round(policy.backoff_s * 1000),
+            'last_error': policy.last_error,
+        })
+
+    def _publish_states(self) -> None:
+        self._last_signature = tuple(self._signature(d) for d in self._devices.values())
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [self._device_status(d, d.name) for d in self._devices.values()]
+        self._states.publish(array)
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [self._device_status(d, f'manager: {d.name}')
+                        for d in self._devices.values()]
+        self._diagnostics.publish(array)
+
+
+def params_file_in(args: Sequence[str]) -> Path | None:
+    """Return the last `--params-file` given in ROS arguments, if any."""
+    found = None
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag == '--params-file':
+            found = Path(value)
+    return found
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the manager until SIGINT/SIGTERM, then stop every worker before exiting."""
+    die_with_parent()  # when started by `sensor-workers up`
+    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
+    args = sys.argv if args is None else args
+    # Our own signal handling: on SIGINT/SIGTERM the workers must still be deactivated over
+    # ROS, so the context must outlive the signal.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    node = ManagerNode(default_config=params_file_in(args))
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+        finally:
+            stop.set()
+
+    spinner = threading.Thread(target=spin, name='executor', daemon=True)
+    spinner.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+        node.request_shutdown()
+        timeout = node.get_parameter('stop_timeout_ms').value / 1000.0 + 3.0
+        if not node.all_stopped.wait(timeout):
+            node.get_logger().error('workers did not stop in time')
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

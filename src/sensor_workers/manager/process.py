@@ -1,0 +1,212 @@
+"""Worker processes: spawn (a fresh interpreter, never a fork), tune, watch and end them.
+
+No ROS here. Three rules shape this module:
+- No `preexec_fn`: the manager runs rclpy threads, and running Python between fork and exec in
+  a multi-threaded parent can deadlock. CPU affinity and scheduling are applied to the child's
+  pid right after it starts (the child is still single-threaded then, so the threads it creates
+  later inherit them).
+- Children are tied to the manager's life with `lifetime.child_environment()`; the worker arms
+  PR_SET_PDEATHSIG. That signal fires when the *thread* that spawned the child ends, so every
+  child is spawned from one long-lived thread (`Spawner`), not from a worker pool or a timer.
+- A process exit is noticed at once: a reaper thread per child blocks in `wait()`.
+- Each worker gets its own process group, so a Ctrl-C in the manager's terminal reaches only
+  the manager, which then stops the workers in order (an early SIGINT would look like a crash).
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+import logging
+import os
+from pathlib import Path
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from sensor_workers import lifetime, paths
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How to start the worker of one device."""
+
+    # Device and node name (`camera`, `ft`).
+    name: str
+    # Python module run with `-m` (`sensor_workers.ft.node`).
+    module: str
+    # ROS parameter file handed to the worker (`--params-file`).
+    params_file: Path | None = None
+    # Extra `-p name:=value` overrides.
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    # Extra environment on top of the manager's own (which includes LD_LIBRARY_PATH).
+    env: Mapping[str, str] = field(default_factory=dict)
+    # CPUs the worker may run on (empty: no restriction).
+    cpu_affinity: Sequence[int] = ()
+    # Nice value (0: unchanged).
+    nice: int = 0
+    # SCHED_FIFO priority 1-99 (0: normal scheduling; takes precedence over `nice`).
+    rt_priority: int = 0
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, '-m', self.module, '--ros-args', '-r', f'__node:={self.name}']
+        if self.params_file is not None:
+            cmd += ['--params-file', str(self.params_file)]
+        for key, value in self.parameters.items():
+            cmd += ['-p', f'{key}:={value}']
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(paths.fastdds_profile())
+        env.setdefault('PYTHONUNBUFFERED', '1')
+        env.update(self.env)
+        env.update(lifetime.child_environment())
+        return env
+
+
+def parse_env(entries: Sequence[str]) -> dict[str, str]:
+    """Turn `['KEY=value', ...]` into a dict; raise ValueError on an entry without `=`."""
+    env = {}
+    for entry in entries:
+        key, sep, value = entry.partition('=')
+        if not sep or not key:
+            raise ValueError(f'environment entry {entry!r} is not KEY=value')
+        env[key] = value
+    return env
+
+
+def tune(pid: int, spec: WorkerSpec) -> list[str]:
+    """Apply affinity and priority to a fresh child; return a warning per refused setting."""
+    warnings = []
+    if spec.cpu_affinity:
+        try:
+            os.sched_setaffinity(pid, spec.cpu_affinity)
+        except OSError as error:
+            warnings.append(f'cpu_affinity {list(spec.cpu_affinity)} refused: {error.strerror}')
+    if spec.rt_priority:
+        try:
+            os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(spec.rt_priority))
+        except OSError as error:
+            hint = ' (needs CAP_SYS_NICE or an rtprio limit)' if error.errno == 1 else ''
+            warnings.append(f'SCHED_FIFO priority {spec.rt_priority} refused: '
+                            f'{error.strerror}{hint}; running with normal scheduling')
+    elif spec.nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, spec.nice)
+        except OSError as error:
+            hint = ' (negative values need CAP_SYS_NICE)' if error.errno == 13 else ''
+            warnings.append(f'nice {spec.nice} refused: {error.strerror}{hint}')
+    return warnings
+
+
+class WorkerProcess:
+    """One running worker; reports its exit code once through `on_exit`."""
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        popen: subprocess.Popen,
+        on_exit: Callable[['WorkerProcess', int], None],
+    ) -> None:
+        self.spec = spec
+        self.popen = popen
+        self.pid = popen.pid
+        self.started = time.monotonic()
+        self._on_exit = on_exit
+        self._kill_timer: threading.Timer | None = None
+        self._reaper = threading.Thread(
+            target=self._reap, name=f'reap-{spec.name}-{self.pid}', daemon=True)
+        self._reaper.start()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def alive(self) -> bool:
+        return self.popen.returncode is None
+
+    def terminate(self, grace_s: float) -> None:
+        """SIGTERM now, SIGKILL if still running after `grace_s`.
+
+        A stopped process (SIGSTOP, a debugger) cannot act on SIGTERM: it gets SIGKILL at once,
+        as it does with `grace_s` 0.
+        """
+        if grace_s <= 0 or self.stopped():
+            self.kill()
+            return
+        self._signal(signal.SIGTERM)
+        if self._kill_timer is None:
+            self._kill_timer = threading.Timer(grace_s, self._escalate)
+            self._kill_timer.daemon = True
+            self._kill_timer.start()
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def stopped(self) -> bool:
+        """Return whether the process is stopped by a signal (state T in /proc)."""
+        try:
+            stat = Path(f'/proc/{self.pid}/stat').read_text()
+        except OSError:
+            return False
+        # The state follows the command name, which is in parentheses and may contain spaces.
+        return stat.rpartition(')')[2].split()[0] in ('T', 't')
+
+    def _escalate(self) -> None:
+        if self.alive():
+            log.warning('%s (pid %d) still running after SIGTERM; sending SIGKILL',
+                        self.spec.name, self.pid)
+            self.kill()
+
+    def _signal(self, signum: int) -> None:
+        # Popen.send_signal does nothing once the child is reaped, so a recycled pid is safe.
+        try:
+            self.popen.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    def _reap(self) -> None:
+        code = self.popen.wait()
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+        self._on_exit(self, code)
+
+
+class Spawner:
+    """The one long-lived thread that starts every worker (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name='spawner', daemon=True)
+        self._thread.start()
+
+    def spawn(
+        self, spec: WorkerSpec, on_exit: Callable[[WorkerProcess, int], None]
+    ) -> Future:
+        """Start a worker; the future gives (WorkerProcess, warnings) or the OSError."""
+        future: Future = Future()
+        self._requests.put((spec, on_exit, future))
+        return future
+
+    def close(self) -> None:
+        """End the thread. Call only when every child has exited: they die with it."""
+        self._requests.put(None)
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while (request := self._requests.get()) is not None:
+            spec, on_exit, future = request
+            try:
+                popen = subprocess.Popen(  # noqa: S603 our own interpreter and module
+                    spec.command(), env=spec.environment(), stdin=subprocess.DEVNULL,
+                    close_fds=True, process_group=0)
+            except OSError as error:
+                future.set_exception(error)
+                continue
+            warnings = tune(popen.pid, spec)
+            future.set_result((WorkerProcess(spec, popen, on_exit), warnings))

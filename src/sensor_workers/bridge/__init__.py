@@ -1,0 +1,1 @@
+"""The websocket bridge: ROS topics to web clients, status, metrics and control over HTTP."""

@@ -1,0 +1,88 @@
+"""Validation of control requests before anything reaches a worker. Pure; no ROS."""
+
+import math
+import re
+from typing import Any
+
+from rcl_interfaces.msg import ParameterType
+
+DEVICE_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]{0,62}$')
+PARAMETER_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_.]{0,127}$')
+MAX_PARAMETERS = 32
+MAX_STRING = 4096
+
+_TYPE_NAMES = {
+    ParameterType.PARAMETER_BOOL: 'bool', ParameterType.PARAMETER_INTEGER: 'integer',
+    ParameterType.PARAMETER_DOUBLE: 'double', ParameterType.PARAMETER_STRING: 'string',
+    ParameterType.PARAMETER_BOOL_ARRAY: 'bool array',
+    ParameterType.PARAMETER_INTEGER_ARRAY: 'integer array',
+    ParameterType.PARAMETER_DOUBLE_ARRAY: 'double array',
+    ParameterType.PARAMETER_STRING_ARRAY: 'string array',
+}
+
+
+class ServiceUnavailable(Exception):
+    """No server for the service appeared within the timeout."""
+
+
+class ServiceTimeout(Exception):
+    """The server did not answer within the timeout."""
+
+
+class InvalidRequest(ValueError):
+    """The request is malformed; the message says what is wrong."""
+
+
+def check_parameter_body(body: Any) -> dict[str, Any]:
+    """Check the shape of a params request: a non-empty object of names to JSON values."""
+    if not isinstance(body, dict) or not body:
+        raise InvalidRequest('body must be a non-empty JSON object of parameter names to values')
+    if len(body) > MAX_PARAMETERS:
+        raise InvalidRequest(f'at most {MAX_PARAMETERS} parameters per request')
+    for name, value in body.items():
+        if not PARAMETER_NAME.match(name):
+            raise InvalidRequest(f'invalid parameter name {name[:64]!r}')
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not value:
+            raise InvalidRequest(f'{name}: empty arrays have no type; not supported')
+        for item in items:
+            if isinstance(item, (dict, list)) or item is None:
+                raise InvalidRequest(f'{name}: values must be scalars or arrays of scalars')
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidRequest(f'{name}: not a finite number')
+            if isinstance(item, str) and len(item) > MAX_STRING:
+                raise InvalidRequest(f'{name}: string longer than {MAX_STRING}')
+    return body
+
+
+def coerce(name: str, value: Any, declared: int) -> Any:
+    """Convert a JSON value to the parameter's declared type, or raise InvalidRequest.
+
+    JSON has one number type: 30 for a double parameter is 30.0, 2.0 for an integer is 2.
+    """
+    if declared == ParameterType.PARAMETER_NOT_SET:
+        raise InvalidRequest(f'{name} is not a declared parameter')
+    type_name = _TYPE_NAMES.get(declared, f'type {declared}')
+    is_array = declared in (ParameterType.PARAMETER_BOOL_ARRAY,
+                            ParameterType.PARAMETER_INTEGER_ARRAY,
+                            ParameterType.PARAMETER_DOUBLE_ARRAY,
+                            ParameterType.PARAMETER_STRING_ARRAY)
+    if is_array != isinstance(value, list):
+        raise InvalidRequest(f'{name} expects a {type_name}')
+    if is_array:
+        scalar = declared - (ParameterType.PARAMETER_BOOL_ARRAY - ParameterType.PARAMETER_BOOL)
+        return [_scalar(name, item, scalar, type_name) for item in value]
+    return _scalar(name, value, declared, type_name)
+
+
+def _scalar(name: str, value: Any, declared: int, type_name: str) -> Any:
+    if declared == ParameterType.PARAMETER_BOOL and isinstance(value, bool):
+        return value
+    if declared == ParameterType.PARAMETER_STRING and isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if declared == ParameterType.PARAMETER_DOUBLE:
+            return float(value)
+        if declared == ParameterType.PARAMETER_INTEGER and float(value).is_integer():
+            return int(value)
+    raise InvalidRequest(f'{name} expects a {type_name}, got {value!r}'[:200])

@@ -1,0 +1,41 @@
+"""Dependencies of the routes: the hub, the node, the settings, and the access check."""
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from sensor_workers.bridge.hub import Hub
+from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
+from sensor_workers.bridge.settings import BridgeSettings
+
+if TYPE_CHECKING:
+    from sensor_workers.bridge.node import BridgeNode
+
+
+def _hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def _node(request: Request) -> 'BridgeNode':
+    return request.app.state.node
+
+
+def _settings(request: Request) -> BridgeSettings:
+    return request.app.state.settings
+
+
+HubDep = Annotated[Hub, Depends(_hub)]
+NodeDep = Annotated['BridgeNode', Depends(_node)]
+SettingsDep = Annotated[BridgeSettings, Depends(_settings)]
+
+
+def require_access(request: Request, settings: SettingsDep, hub: HubDep) -> None:
+    """Origin allowlist (403) and bearer token (401) for everything but /health and files."""
+    if not origin_allowed(request.headers.get('origin'), request.headers.get('host'),
+                          settings.allowed_origins):
+        hub.metrics.rejected.labels('origin').inc()
+        raise HTTPException(403, 'origin not allowed')
+    if not token_ok(settings.auth_token, bearer_token(request.headers.get('authorization'))):
+        hub.metrics.rejected.labels('token').inc()
+        raise HTTPException(401, 'missing or wrong bearer token',
+                            headers={'WWW-Authenticate': 'Bearer'})

@@ -1,0 +1,330 @@
+"""The asyncio side of the bridge: client registry, fan-out, per-client queues and senders.
+
+The ROS executor thread calls only the `push_*` methods, which never wait: the wrench sample
+goes into a bounded deque, the newest image replaces the previous one, and the rest is
+scheduled with `loop.call_soon_threadsafe`. Everything else runs on the event loop. Encoding
+happens once per batch (wrench) or once per distinct image variant, never once per client, and
+JPEG encoding runs in its own thread so a large frame never holds up a wrench batch.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+import itertools
+import json
+import logging
+import time
+from typing import Any
+
+from sensor_workers.bridge import imaging
+from sensor_workers.bridge.devices import LEVELS, DeviceTable, parse_values
+from sensor_workers.bridge.metrics import BridgeMetrics
+from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
+from sensor_workers.bridge.settings import BridgeSettings
+from sensor_workers.bridge.wrench import Batch, Sample, WrenchBatcher
+
+log = logging.getLogger(__name__)
+
+TOPICS = ('wrench', 'image', 'events')
+DEVICE_WATCH_PERIOD_S = 0.1
+
+
+@dataclass
+class ImageOptions:
+    max_fps: float
+    max_width: int
+    format: str
+
+    @property
+    def variant(self) -> imaging.Variant:
+        return imaging.Variant(self.format, self.max_width)
+
+
+@dataclass
+class Client:
+    """One websocket connection: one topic, one bounded queue, one sender."""
+
+    id: int
+    topic: str
+    peer: str
+    queue: DropOldestQueue
+    connected_at: float
+    image: ImageOptions | None = None
+    limiter: RateLimiter | None = None
+    sent: int = 0
+    sent_bytes: int = 0
+
+    def status(self, now: float) -> dict[str, Any]:
+        status = {
+            'id': self.id, 'topic': self.topic, 'peer': self.peer,
+            'connected_s': round(now - self.connected_at, 1), 'queue_depth': len(self.queue),
+            'queue_capacity': self.queue.capacity, 'sent': self.sent,
+            'sent_bytes': self.sent_bytes,
+            'dropped': self.queue.total_dropped, 'dropped_by_reason': dict(self.queue.dropped),
+        }
+        if self.image is not None:
+            status.update(max_fps=self.image.max_fps, max_width=self.image.max_width,
+                          format=self.image.format)
+        return status
+
+
+class Hub:
+    """Fan-out from ROS to websocket clients; owns the metrics and the device table."""
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+        self.metrics = BridgeMetrics(self._metrics_snapshot)
+        self.devices = DeviceTable(settings.devices, settings.heartbeat_timeout_ms / 1000.0,
+                                   settings.manager_timeout_ms / 1000.0)
+        self.wrench = WrenchBatcher()
+        self.clients: dict[int, Client] = {}
+        self.started_at = time.monotonic()
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._encoder: ThreadPoolExecutor | None = None
+        self._frame_ready: asyncio.Event | None = None
+        self._latest_frame: imaging.Frame | None = None
+        self._frames_in = 0
+        self._frames_taken = 0
+        self._frames_skipped = 0
+        self._wrench_backlog_reported = 0
+        self._bad_frames = 0
+        self._events_seen = 0
+
+    # Lifecycle (on the loop)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._frame_ready = asyncio.Event()
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix='image-encode')
+        self._tasks = [self._loop.create_task(coro) for coro in (
+            self._wrench_loop(), self._image_loop(), self._device_watch())]
+
+    async def stop(self) -> None:
+        loop, self._loop = self._loop, None
+        for client in list(self.clients.values()):
+            client.queue.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._encoder is not None:
+            await (loop or asyncio.get_running_loop()).run_in_executor(
+                None, self._encoder.shutdown)
+
+    # Called from the ROS thread: never wait, never touch loop-owned state directly.
+
+    def push_wrench(self, sample: Sample) -> None:
+        self.wrench.push(sample)
+
+    def push_image(self, frame: imaging.Frame) -> None:
+        self._latest_frame = frame
+        self._frames_in += 1
+        self._call_soon(self._frame_ready.set if self._frame_ready else None)
+
+    def push_device_states(self, statuses: list[dict[str, Any]]) -> None:
+        self._call_soon(self._on_device_states, statuses)
+
+    def push_heartbeat(self, name: str, status: dict[str, Any]) -> None:
+        self._call_soon(self.devices.from_heartbeat, name, status, time.monotonic())
+
+    def push_worker_event(self, status: dict[str, Any]) -> None:
+        self._call_soon(self._on_worker_event, status)
+
+    def _call_soon(self, callback: Callable | None, *args: Any) -> None:
+        loop = self._loop
+        if loop is None or callback is None:
+            return
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    # Clients
+
+    def register(self, topic: str, peer: str, image: ImageOptions | None = None) -> Client | None:
+        """Add a client, or return None when `max_clients` are connected."""
+        if len(self.clients) >= self.settings.max_clients:
+            self.metrics.rejected.labels('max_clients').inc()
+            return None
+        if topic == 'wrench':
+            queue = DropOldestQueue(self.settings.wrench_queue_batches, 'queue_full')
+        elif topic == 'image':
+            queue = DropOldestQueue(1, 'superseded')
+        else:
+            queue = DropOldestQueue(self.settings.events_queue, 'queue_full')
+        client = Client(next(self._ids), topic, peer, queue, time.monotonic(), image=image)
+        if image is not None:
+            client.limiter = RateLimiter(image.max_fps)
+        self.clients[client.id] = client
+        if topic == 'events':
+            self._deliver(client, self._json({'type': 'device_states',
+                                              'devices': self.devices.snapshot(time.monotonic())}))
+        return client
+
+    def unregister(self, client: Client) -> None:
+        client.queue.close()
+        self.clients.pop(client.id, None)
+
+    def clients_of(self, topic: str) -> list[Client]:
+        return [c for c in self.clients.values() if c.topic == topic]
+
+    def _deliver(self, client: Client, item: Any, weight: int = 1) -> None:
+        dropped = client.queue.put(item, weight)
+        if dropped:
+            self.metrics.dropped.labels(client.topic, client.queue.reason).inc(dropped)
+
+    async def run_sender(self, client: Client,
+                         send_text: Callable[[str], Awaitable[None]],
+                         send_bytes: Callable[[bytes], Awaitable[None]]) -> None:
+        """Send what the client's queue holds until the queue is closed or a send fails."""
+        latency = self.metrics.latency.labels(client.topic)
+        sent = self.metrics.sent.labels(client.topic)
+        sent_bytes = self.metrics.sent_bytes.labels(client.topic)
+        while True:
+            try:
+                item = await client.queue.get()
+            except QueueClosed:
+                return
+            stamp_ns = 0
+            if isinstance(item, Batch):
+                message: str | bytes = item.message(client.queue.total_dropped)
+                stamp_ns = item.oldest_ns
+                await send_text(message)
+            elif isinstance(item, imaging.Encoded):
+                message = item.message(client.queue.total_dropped)
+                stamp_ns = item.stamp_ns
+                await send_bytes(message)
+            else:
+                message = item
+                await send_text(message)
+            client.sent += 1
+            client.sent_bytes += len(message)
+            sent.inc()
+            sent_bytes.inc(len(message))
+            if stamp_ns > 0:
+                latency.observe(max(0.0, (time.time_ns() - stamp_ns) / 1e9))
+
+    # Fan-out tasks
+
+    async def _wrench_loop(self) -> None:
+        period = self.settings.wrench_batch_ms / 1000.0
+        received = self.metrics.received.labels('wrench')
+        next_due = time.monotonic()
+        while True:
+            next_due += period
+            delay = next_due - time.monotonic()
+            if delay < -period:  # the loop was held up: do not try to catch up with a burst
+                next_due = time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+            batch = self.wrench.take()
+            backlog = self.wrench.backlog_dropped
+            if backlog > self._wrench_backlog_reported:
+                self.metrics.dropped.labels('wrench', 'bridge_backlog').inc(
+                    backlog - self._wrench_backlog_reported)
+                self._wrench_backlog_reported = backlog
+            if batch is None:
+                continue
+            received.inc(batch.count)
+            for client in self.clients_of('wrench'):
+                self._deliver(client, batch, batch.count)
+
+    async def _image_loop(self) -> None:
+        assert self._frame_ready is not None
+        received = self.metrics.received.labels('image')
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._frame_ready.wait()
+            self._frame_ready.clear()
+            frame, frames_in = self._latest_frame, self._frames_in
+            if frame is None or frames_in == self._frames_taken:
+                continue
+            received.inc(frames_in - self._frames_taken)
+            skipped = frames_in - self._frames_taken - 1
+            if skipped > 0:
+                self._frames_skipped += skipped
+                self.metrics.dropped.labels('image', 'encoder_busy').inc(skipped)
+            self._frames_taken = frames_in
+            now = time.monotonic()
+            wanted: dict[imaging.Variant, list[Client]] = {}
+            for client in self.clients_of('image'):
+                if client.limiter is not None and client.limiter.accept(now):
+                    wanted.setdefault(client.image.variant, []).append(client)
+            for variant, clients in wanted.items():
+                try:
+                    encoded = await loop.run_in_executor(
+                        self._encoder, imaging.encode, frame, variant, self.settings.jpeg_quality)
+                except ValueError as error:
+                    self._bad_frames += 1
+                    if self._bad_frames == 1 or self._bad_frames % 100 == 0:
+                        log.warning('cannot encode frame %d: %s', frame.seq, error)
+                    self.metrics.dropped.labels('image', 'bad_frame').inc()
+                    continue
+                self.metrics.encoded.labels(variant.format).inc()
+                for client in clients:
+                    if client.id in self.clients:
+                        self._deliver(client, encoded)
+
+    async def _device_watch(self) -> None:
+        while True:
+            self._publish_device_changes()
+            await asyncio.sleep(DEVICE_WATCH_PERIOD_S)
+
+    # Device states and events
+
+    def _on_device_states(self, statuses: list[dict[str, Any]]) -> None:
+        self.devices.from_manager(statuses, time.monotonic())
+        self._publish_device_changes()
+
+    def _publish_device_changes(self) -> None:
+        for record in self.devices.changes(time.monotonic()):
+            self._broadcast_event({'type': 'device_state', 'name': record['name'],
+                                   'data': record})
+
+    def _on_worker_event(self, status: dict[str, Any]) -> None:
+        self._events_seen += 1
+        values = parse_values(status.get('values', {}))
+        event = {'type': 'event', 'name': status.get('name', ''),
+                 'level': LEVELS.get(status.get('level', 0), 'stale'),
+                 'message': status.get('message', '')}
+        event.update(values)
+        event.setdefault('event', '')
+        self._broadcast_event(event)
+
+    def _broadcast_event(self, event: dict[str, Any]) -> None:
+        text = self._json(event)
+        for client in self.clients_of('events'):
+            self._deliver(client, text)
+
+    @staticmethod
+    def _json(value: Any) -> str:
+        return json.dumps(value, separators=(',', ':'))
+
+    # Status
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            'bridge': {
+                'uptime_s': round(now - self.started_at, 1),
+                'manager_alive': self.devices.manager_alive(now),
+                'clients': len(self.clients),
+                'max_clients': self.settings.max_clients,
+                'wrench_backlog_dropped': self.wrench.backlog_dropped,
+                'frames_received': self._frames_in,
+                'frames_skipped': self._frames_skipped,
+                'bad_frames': self._bad_frames,
+                'worker_events': self._events_seen,
+            },
+            'devices': self.devices.snapshot(now),
+            'clients': [c.status(now) for c in self.clients.values()],
+        }
+
+    def _metrics_snapshot(self) -> dict[str, Any]:
+        topics = {topic: {'clients': 0, 'queue_depth': 0} for topic in TOPICS}
+        for client in list(self.clients.values()):
+            topics[client.topic]['clients'] += 1
+            topics[client.topic]['queue_depth'] += len(client.queue)
+        return {'topics': topics, 'devices': self.devices.snapshot(time.monotonic())}

@@ -1,0 +1,303 @@
+"""The `bridge` node: uvicorn + FastAPI in the main thread, the rclpy executor in another.
+
+ROS callbacks only convert a message into plain data and hand it to the hub (a deque append or
+`loop.call_soon_threadsafe`); service calls made for HTTP requests are awaited as asyncio
+futures, so neither side ever blocks the other.
+"""
+
+import asyncio
+from collections.abc import Iterable
+import logging
+import signal
+import socket
+import threading
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import WrenchStamped
+from rcl_interfaces.msg import Parameter
+from rcl_interfaces.srv import GetParameterTypes, SetParameters
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.experimental import EventsExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter as RclpyParameter
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+import uvicorn
+
+from sensor_workers import qos
+from sensor_workers.bridge import imaging
+from sensor_workers.bridge.app import create_app
+from sensor_workers.bridge.control import ServiceTimeout, ServiceUnavailable
+from sensor_workers.bridge.hub import Hub
+from sensor_workers.bridge.settings import BridgeSettings
+from sensor_workers.diagnostics import level_of, status_values
+from sensor_workers.params import declare
+
+log = logging.getLogger(__name__)
+
+
+def _plain(status: DiagnosticStatus) -> dict[str, Any]:
+    return {'name': status.name, 'level': level_of(status), 'message': status.message,
+            'hardware_id': status.hardware_id, 'values': status_values(status)}
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class BridgeNode(Node):
+    """Subscribes to the device topics for the hub and makes the service calls of the API."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('bridge', **kwargs)
+        defaults = BridgeSettings()
+        p: dict[str, Any] = {
+            'host': declare(self, 'host', defaults.host,
+                            'Address to listen on; 127.0.0.1 keeps it on this host.',
+                            read_only=True),
+            'port': declare(self, 'port', defaults.port,
+                            'TCP port (0 = any free port; the URL is logged).',
+                            read_only=True, int_range=(0, 65535)),
+            'auth_token': declare(self, 'auth_token', defaults.auth_token,
+                                  "Bearer token required on everything but /health ('' = none).",
+                                  read_only=True),
+            'allowed_origins': declare(self, 'allowed_origins', RclpyParameter.Type.STRING_ARRAY,
+                                       'Browser origins allowed besides the bridge itself '
+                                       '(* = any).', read_only=True),
+            'max_clients': declare(self, 'max_clients', defaults.max_clients,
+                                   'Websocket clients at most, all endpoints together.',
+                                   read_only=True, int_range=(1, 1000)),
+            'image_max_fps': declare(self, 'image_max_fps', defaults.image_max_fps,
+                                     'Upper bound of the frame rate sent to any image client.',
+                                     read_only=True, float_range=(0.1, 1000.0)),
+            'image_max_width': declare(self, 'image_max_width', defaults.image_max_width,
+                                       'Upper bound of the width sent to image clients '
+                                       '(0 = full size).', read_only=True, int_range=(0, 65535)),
+            'jpeg_quality': declare(self, 'jpeg_quality', defaults.jpeg_quality,
+                                    'JPEG quality 1-100.', read_only=True, int_range=(1, 100)),
+            'wrench_batch_ms': declare(self, 'wrench_batch_ms', defaults.wrench_batch_ms,
+                                       'Period of the wrench batches sent to clients.',
+                                       read_only=True, int_range=(1, 1000)),
+            'wrench_queue_batches': declare(
+                self, 'wrench_queue_batches', defaults.wrench_queue_batches,
+                'Wrench batches queued per client before the oldest is dropped.',
+                read_only=True, int_range=(1, 100000)),
+            'max_body_bytes': declare(self, 'max_body_bytes', defaults.max_body_bytes,
+                                      'Largest HTTP request body accepted (413 above).',
+                                      read_only=True, int_range=(256, 16 * 1024 * 1024)),
+            'max_ws_message_bytes': declare(
+                self, 'max_ws_message_bytes', defaults.max_ws_message_bytes,
+                'Largest websocket message accepted from a client (close 1009 above).',
+                read_only=True, int_range=(64, 1024 * 1024)),
+            'service_timeout_s': declare(self, 'service_timeout_s', defaults.service_timeout_s,
+                                         'Time a control request waits for a ROS service.',
+                                         read_only=True, float_range=(0.1, 60.0)),
+            'heartbeat_timeout_ms': declare(
+                self, 'heartbeat_timeout_ms', defaults.heartbeat_timeout_ms,
+                'A device whose heartbeat is older than this is shown as down.',
+                read_only=True, int_range=(50, 60000)),
+            'devices': declare(self, 'devices', list(defaults.devices),
+                               'Devices watched (heartbeats) and controllable over HTTP.',
+                               read_only=True),
+            'image_topic': declare(self, 'image_topic', defaults.image_topic,
+                                   'sensor_msgs/Image topic served on /ws/image.', read_only=True),
+            'wrench_topic': declare(self, 'wrench_topic', defaults.wrench_topic,
+                                    'geometry_msgs/WrenchStamped topic served on /ws/wrench.',
+                                    read_only=True),
+            'manager_name': declare(self, 'manager_name', defaults.manager_name,
+                                    'Node name of the manager (states, events, restarts).',
+                                    read_only=True),
+        }
+        p['allowed_origins'] = p['allowed_origins'] or []
+        self.settings = BridgeSettings(**p)
+        self.hub = Hub(self.settings)
+        self._ros_thread: RosThread | None = None
+        self._service_clients: dict[str, Any] = {}
+        self._frames = 0
+        self._create_interfaces()
+
+    def _create_interfaces(self) -> None:
+        s, hub = self.settings, self.hub
+        self.create_subscription(WrenchStamped, s.wrench_topic, self._on_wrench, qos.SENSOR_DATA)
+        self.create_subscription(Image, s.image_topic, self._on_image, qos.SENSOR_DATA)
+        self.create_subscription(
+            DiagnosticArray, f'/{s.manager_name}/device_states',
+            lambda msg: hub.push_device_states([_plain(st) for st in msg.status]), qos.LATCHED)
+        self.create_subscription(
+            DiagnosticStatus, '/safety/worker_events',
+            lambda msg: hub.push_worker_event(_plain(msg)), qos.LATCHED_EVENTS)
+        for device in s.devices:
+            self.create_subscription(
+                DiagnosticStatus, f'/{device}/heartbeat',
+                lambda msg, name=device: hub.push_heartbeat(name, _plain(msg)), qos.HEARTBEAT)
+            # Clients exist from the start: adding entities to a spinning node is avoided.
+            for srv_type, name in self._device_services(device):
+                self._service_clients[name] = self.create_client(srv_type, name)
+
+    def _device_services(self, device: str) -> Iterable[tuple[type, str]]:
+        yield SetParameters, f'/{device}/set_parameters'
+        yield GetParameterTypes, f'/{device}/get_parameter_types'
+        yield Trigger, f'/{device}/start_recording'
+        yield Trigger, f'/{device}/stop_recording'
+        yield Trigger, f'/{device}/tare'
+        yield Trigger, f'/{self.settings.manager_name}/{device}/restart'
+
+    def _on_wrench(self, msg: WrenchStamped) -> None:
+        f, t = msg.wrench.force, msg.wrench.torque
+        self.hub.push_wrench((_stamp_ns(msg.header), f.x, f.y, f.z, t.x, t.y, t.z))
+
+    def _on_image(self, msg: Image) -> None:
+        self._frames += 1
+        self.hub.push_image(imaging.Frame(
+            seq=self._frames, stamp_ns=_stamp_ns(msg.header), width=msg.width,
+            height=msg.height, encoding=msg.encoding, step=msg.step, data=msg.data,
+            is_bigendian=bool(msg.is_bigendian)))
+
+    # Service calls, awaited on the event loop
+
+    def start_spinning(self) -> None:
+        """Spin in a background thread (called by the app's lifespan, on the loop)."""
+        self._ros_thread = RosThread(self)
+        self._ros_thread.start()
+
+    def stop_spinning(self) -> None:
+        if self._ros_thread is not None:
+            self._ros_thread.stop()
+            self._ros_thread = None
+
+    async def call(self, name: str, request: Any) -> Any:
+        """Call a service of the API; raise ServiceUnavailable or ServiceTimeout."""
+        client = self._service_clients[name]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.service_timeout_s
+        while not client.service_is_ready():
+            if loop.time() >= deadline:
+                raise ServiceUnavailable(f'{name} is not available')
+            await asyncio.sleep(0.05)
+        answer: asyncio.Future = loop.create_future()
+
+        def done(future) -> None:
+            loop.call_soon_threadsafe(_transfer, future, answer)
+
+        future = client.call_async(request)
+        future.add_done_callback(done)
+        try:
+            return await asyncio.wait_for(answer, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            client.remove_pending_request(future)
+            raise ServiceTimeout(f'{name} did not answer within '
+                                 f'{self.settings.service_timeout_s:g} s') from None
+
+    def has_service(self, name: str) -> bool:
+        return name in self._service_clients
+
+    async def trigger(self, name: str) -> tuple[bool, str]:
+        response = await self.call(name, Trigger.Request())
+        return response.success, response.message
+
+    async def parameter_types(self, device: str, names: list[str]) -> list[int]:
+        response = await self.call(f'/{device}/get_parameter_types',
+                                   GetParameterTypes.Request(names=names))
+        return list(response.types)
+
+    async def set_parameters(self, device: str,
+                             values: dict[str, Any]) -> list[tuple[bool, str]]:
+        request = SetParameters.Request()
+        request.parameters = [
+            Parameter(name=name, value=RclpyParameter(name, value=value).get_parameter_value())
+            for name, value in values.items()]
+        response = await self.call(f'/{device}/set_parameters', request)
+        return [(r.successful, r.reason) for r in response.results]
+
+
+def _transfer(source, target: asyncio.Future) -> None:
+    if target.done():
+        return
+    exception = source.exception()
+    if exception is not None:
+        target.set_exception(exception)
+    else:
+        target.set_result(source.result())
+
+
+class RosThread:
+    """The executor spinning the bridge node in a background thread."""
+
+    def __init__(self, node: BridgeNode) -> None:
+        self.node = node
+        self.executor = EventsExecutor(context=node.context)
+        self.executor.add_node(node)
+        self._thread = threading.Thread(target=self._spin, name='ros-executor', daemon=True)
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self._thread.join(timeout=5.0)
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket with TCP_NODELAY, which accepted sockets inherit on Linux."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def server_config(app, settings: BridgeSettings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, lifespan='on', log_level='warning', access_log=False,
+        # permessage-deflate makes binary frames crawl (FACTS.md): never negotiate it.
+        ws_per_message_deflate=False,
+        ws_max_size=settings.max_ws_message_bytes,
+        timeout_graceful_shutdown=2)
+
+
+def main(args: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
+    # uvicorn owns SIGINT/SIGTERM; afterwards it re-raises the signal, which we turn into a
+    # normal return so the process exits 0.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    try:
+        node = BridgeNode()
+        settings = node.settings
+        sock = listen_socket(settings.host, settings.port)
+        host, port = sock.getsockname()[:2]
+        shown = f'[{host}]' if ':' in host else host
+        node.get_logger().info(f'listening on http://{shown}:{port}')
+        server = uvicorn.Server(server_config(create_app(node), settings))
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == '__main__':
+    # Run the importable module's main, so its classes are not duplicated under __main__.
+    from sensor_workers.bridge.node import main as module_main
+
+    module_main()

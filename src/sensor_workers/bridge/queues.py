@@ -1,0 +1,94 @@
+"""Per-client queues that never grow and never block the producer: the oldest entry makes room.
+
+Both sides run on the asyncio loop thread, so no locking is needed; what a drop costs is counted
+per reason, so a slow client's losses are visible in /status and /metrics.
+"""
+
+import asyncio
+from collections import Counter, deque
+from typing import Any
+
+
+class DropOldestQueue:
+    """A single-consumer queue of at most `capacity` entries; `put()` never waits.
+
+    Each entry has a weight (e.g. the number of samples in a batch) so drops are counted in the
+    units the client cares about. With capacity 1 this is a latest-only slot.
+    """
+
+    def __init__(self, capacity: int, reason: str) -> None:
+        if capacity < 1:
+            raise ValueError('capacity must be at least 1')
+        self.capacity = capacity
+        self.reason = reason
+        self.dropped: Counter[str] = Counter()
+        self._items: deque[tuple[Any, int]] = deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def put(self, item: Any, weight: int = 1) -> int:
+        """Append `item`; return the weight dropped to make room (0 if none)."""
+        dropped = 0
+        while len(self._items) >= self.capacity:
+            _, old_weight = self._items.popleft()
+            dropped += old_weight
+        if dropped:
+            self.dropped[self.reason] += dropped
+        self._items.append((item, weight))
+        self._ready.set()
+        return dropped
+
+    def count_drop(self, reason: str, weight: int = 1) -> None:
+        """Count a loss that happened before the queue (e.g. upstream of this client)."""
+        self.dropped[reason] += weight
+
+    async def get(self) -> Any:
+        """Wait for and return the oldest entry; raise `QueueClosed` once closed and empty."""
+        while not self._items:
+            if self._closed:
+                raise QueueClosed
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()[0]
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def total_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+
+class QueueClosed(Exception):
+    """The queue was closed; its consumer should stop."""
+
+
+class RateLimiter:
+    """Decide which frames of a stream a client with `max_fps` gets.
+
+    A token bucket of capacity one that accepts a frame when at least 0.8 tokens are there, so
+    a source at exactly twice the limit gives exactly the limit despite arrival jitter, while
+    the long-run rate never exceeds `max_fps`.
+    """
+
+    SLACK = 0.2
+
+    def __init__(self, max_fps: float) -> None:
+        self.max_fps = max_fps
+        self._tokens = 1.0
+        self._last: float | None = None
+
+    def accept(self, now: float) -> bool:
+        if self.max_fps <= 0:
+            return True
+        if self._last is not None:
+            self._tokens = min(1.0, self._tokens + (now - self._last) * self.max_fps)
+        self._last = now
+        if self._tokens >= 1.0 - self.SLACK:
+            self._tokens -= 1.0
+            return True
+        return False

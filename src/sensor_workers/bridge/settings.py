@@ -1,0 +1,36 @@
+"""The bridge's settings: a validated pydantic model, filled from the node's ROS parameters."""
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class BridgeSettings(BaseModel):
+    """Everything the web side needs to know; see docs/bridge.md for each field."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = '127.0.0.1'
+    port: int = Field(8080, ge=0, le=65535)
+    auth_token: str = ''
+    allowed_origins: tuple[str, ...] = ()
+    max_clients: int = Field(32, ge=1)
+    image_max_fps: float = Field(30.0, gt=0)
+    image_max_width: int = Field(0, ge=0)
+    jpeg_quality: int = Field(80, ge=1, le=100)
+    wrench_batch_ms: int = Field(20, ge=1, le=1000)
+    wrench_queue_batches: int = Field(50, ge=1)
+    events_queue: int = Field(256, ge=1)
+    max_body_bytes: int = Field(65536, ge=256)
+    max_ws_message_bytes: int = Field(4096, ge=64)
+    service_timeout_s: float = Field(3.0, gt=0)
+    heartbeat_timeout_ms: int = Field(500, ge=50)
+    manager_timeout_ms: int = Field(2000, ge=100)
+    devices: tuple[str, ...] = ('camera', 'ft')
+    image_topic: str = '/camera/image_raw'
+    wrench_topic: str = '/ft/wrench'
+    manager_name: str = 'manager'
+
+    @field_validator('allowed_origins', 'devices', mode='before')
+    @classmethod
+    def _drop_empty(cls, value):
+        # ROS string arrays cannot be empty in YAML without a type, so [''] means none.
+        return tuple(v for v in value if v)

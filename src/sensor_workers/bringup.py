@@ -86,13 +86,9 @@ def _nodes(context: LaunchContext) -> list:
     if not Path(config).is_file():
         raise FileNotFoundError(f'config file not found: {config}')
     ros_arguments = ['--log-level', LaunchConfiguration('log_level').perform(context)]
-    bridge_overrides: dict = {}
-    host = LaunchConfiguration('bridge_host').perform(context)
-    port = LaunchConfiguration('bridge_port').perform(context)
-    if host:
-        bridge_overrides['host'] = host
-    if port:
-        bridge_overrides['port'] = int(port)
+    bridge_parameters = bridge_parameter_list(
+        config, LaunchConfiguration('bridge_host').perform(context),
+        LaunchConfiguration('bridge_port').perform(context))
     frames = frame_ids(Path(config))
     return [
         Node(
@@ -102,7 +98,7 @@ def _nodes(context: LaunchContext) -> list:
             on_exit=Shutdown(reason='the manager exited')),
         Node(
             package=PACKAGE, executable='bridge', name='bridge', output='screen',
-            parameters=[config, bridge_overrides] if bridge_overrides else [config],
+            parameters=bridge_parameters,
             ros_arguments=ros_arguments, condition=IfCondition(LaunchConfiguration('bridge'))),
         Node(
             package='tf2_ros', executable='static_transform_publisher',
@@ -118,6 +114,18 @@ def _nodes(context: LaunchContext) -> list:
             output='log', parameters=[share_file('config', 'diagnostic_aggregator.yaml')],
             condition=IfCondition(LaunchConfiguration('aggregator'))),
     ]
+
+
+def bridge_parameter_list(config: str, host: str, port: str) -> list:
+    """Return the bridge's parameters: the file, then the launch arguments that are set."""
+    overrides: dict = {}
+    if host:
+        overrides['host'] = host
+    if port:
+        if not port.isdigit():
+            raise ValueError(f'bridge_port must be a number, got {port!r}')
+        overrides['port'] = int(port)
+    return [config, overrides] if overrides else [config]
 
 
 def frame_ids(config: Path) -> dict[str, str]:

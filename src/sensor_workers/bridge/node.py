@@ -22,6 +22,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RclpyParameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -37,6 +38,13 @@ from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.params import declare
 
 log = logging.getLogger(__name__)
+
+# Best effort like the publishers. A deep wrench history lets a briefly late executor catch up
+# on 1 kHz samples instead of losing them; images are latest-only anyway.
+WRENCH_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        history=HistoryPolicy.KEEP_LAST)
+IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT,
+                       history=HistoryPolicy.KEEP_LAST)
 
 
 def _plain(status: DiagnosticStatus) -> dict[str, Any]:
@@ -121,8 +129,8 @@ class BridgeNode(Node):
 
     def _create_interfaces(self) -> None:
         s, hub = self.settings, self.hub
-        self.create_subscription(WrenchStamped, s.wrench_topic, self._on_wrench, qos.SENSOR_DATA)
-        self.create_subscription(Image, s.image_topic, self._on_image, qos.SENSOR_DATA)
+        self.create_subscription(WrenchStamped, s.wrench_topic, self._on_wrench, WRENCH_QOS)
+        self.create_subscription(Image, s.image_topic, self._on_image, IMAGE_QOS)
         self.create_subscription(
             DiagnosticArray, f'/{s.manager_name}/device_states',
             lambda msg: hub.push_device_states([_plain(st) for st in msg.status]), qos.LATCHED)
@@ -231,18 +239,24 @@ class RosThread:
         self.executor = EventsExecutor(context=node.context)
         self.executor.add_node(node)
         self._thread = threading.Thread(target=self._spin, name='ros-executor', daemon=True)
+        self._stop = threading.Event()
 
     def _spin(self) -> None:
+        # Spin in slices and shut the executor down from this same thread: calling
+        # EventsExecutor.shutdown() or wake() from another thread while spin() runs deadlocked.
         try:
-            self.executor.spin()
+            while not self._stop.is_set():
+                self.executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        finally:
+            self.executor.shutdown()
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self.executor.shutdown(timeout_sec=2.0)
+        self._stop.set()
         self._thread.join(timeout=5.0)
 
 

@@ -1,0 +1,152 @@
+"""Shared pieces of the bridge tests and benchmark: a bridge process and websocket clients."""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import json
+import socket
+import time
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+from sensor_workers.bridge import imaging
+from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
+
+
+class Bridge:
+    """A bridge process on a free port; its URL comes from the line it logs."""
+
+    def __init__(self, group: ProcessGroup, *params: str, name: str = 'bridge',
+                 token: str = '', params_file: str | None = None) -> None:
+        args = ['--ros-args'] + (['--params-file', params_file] if params_file else [])
+        args += ['-p', 'port:=0']
+        for param in params:
+            args += ['-p', param]
+        if token:
+            args += ['-p', f'auth_token:={token}']
+        self.token = token
+        self.process: ManagedProcess = group.start_python(name, 'sensor_workers.bridge.node',
+                                                          *args)
+        match = self.process.wait_for_output(r'listening on (http://[0-9.]+:\d+)', timeout=30)
+        self.url = match.group(1)
+        self.ws_url = 'ws' + self.url[4:]
+        wait_until(lambda: self.get('/health').status_code == 200, 15, 'bridge /health')
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {'Authorization': f'Bearer {self.token}'} if self.token else {}
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        kwargs.setdefault('headers', self.headers)
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        kwargs.setdefault('headers', self.headers)
+        return httpx.post(self.url + path, timeout=15, **kwargs)
+
+    def status(self) -> dict[str, Any]:
+        answer = self.get('/status')
+        answer.raise_for_status()
+        return answer.json()
+
+    def ws(self, path: str, **query: Any) -> str:
+        if self.token:
+            query.setdefault('token', self.token)
+        text = '&'.join(f'{k}={v}' for k, v in query.items())
+        return f'{self.ws_url}{path}' + (f'?{text}' if text else '')
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
+               period: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = predicate()
+        except (httpx.HTTPError, KeyError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'{what} not reached within {timeout} s')
+        time.sleep(period)
+
+
+@dataclass
+class Stream:
+    """What one websocket client received."""
+
+    messages: int = 0
+    bytes: int = 0
+    samples: int = 0
+    dropped: int = 0
+    headers: list[dict[str, Any]] = field(default_factory=list)
+    arrival: list[float] = field(default_factory=list)
+    latency_s: list[float] = field(default_factory=list)
+    close_code: int | None = None
+
+    def rate(self, start: float, end: float) -> float:
+        """Messages (images) or samples (wrench) per second between two arrival times."""
+        return sum(1 for t in self.arrival if start <= t < end) / (end - start)
+
+
+async def receive(url: str, seconds: float, stream: Stream | None = None,
+                  warmup: float = 0.0) -> Stream:
+    """Read a /ws/wrench or /ws/image stream for `seconds` after `warmup`."""
+    stream = stream or Stream()
+    async with connect(url, max_size=None, compression=None) as ws:
+        started = time.monotonic()
+        end = started + warmup + seconds
+        while (now := time.monotonic()) < end:
+            try:
+                message = await asyncio.wait_for(ws.recv(), end - now)
+            except TimeoutError:
+                break
+            arrived = time.monotonic()
+            now_ns = time.time_ns()
+            if arrived - started < warmup:
+                continue
+            stream.messages += 1
+            stream.bytes += len(message)
+            if isinstance(message, bytes):
+                header, _ = imaging.unpack(message)
+                stream.headers.append(header)
+                stream.arrival.append(arrived)
+                stream.dropped = header['dropped']
+                stream.latency_s.append((now_ns - header['stamp_ns']) / 1e9)
+            else:
+                batch = json.loads(message)
+                stream.samples += len(batch['samples'])
+                stream.dropped = batch['dropped']
+                stream.arrival.extend([arrived] * len(batch['samples']))
+                if batch['samples']:
+                    stream.latency_s.append((now_ns - batch['samples'][0][0]) / 1e9)
+    return stream
+
+
+async def stalled(url: str, seconds: float) -> None:
+    """Connect, then never read: a tiny receive buffer and no reads stall the server side."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = url.split('//')[1].split('/')[0].split(':')
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    async with connect(url, sock=sock, max_size=None, max_queue=1, compression=None):
+        await asyncio.sleep(seconds)
+
+
+async def close_code(url: str, send: str | bytes | None = None, timeout: float = 5.0,
+                     **kwargs: Any) -> int | None:
+    """Connect, optionally send one message, and return the close code the server sends."""
+    async with connect(url, max_size=None, compression=None, **kwargs) as ws:
+        if send is not None:
+            await ws.send(send)
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), timeout)
+        except TimeoutError:
+            return None
+        except Exception:  # noqa: BLE001 ConnectionClosed* carries the code
+            pass
+    return ws.close_code

@@ -1,0 +1,207 @@
+"""Pure pieces of the bridge, without ROS: queues, batching, frames, access rules, validation."""
+
+import asyncio
+import json
+import socket
+
+import numpy as np
+import pytest
+from rcl_interfaces.msg import ParameterType
+import simplejpeg
+
+from sensor_workers.bridge import imaging
+from sensor_workers.bridge.control import InvalidRequest, check_parameter_body, coerce
+from sensor_workers.bridge.devices import DeviceTable
+from sensor_workers.bridge.node import listen_socket
+from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
+from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
+from sensor_workers.bridge.wrench import WrenchBatcher
+
+
+def test_queue_drops_oldest_and_counts_weight():
+    async def run():
+        queue = DropOldestQueue(2, 'queue_full')
+        assert queue.put('a', 10) == 0
+        assert queue.put('b', 20) == 0
+        assert queue.put('c', 30) == 10
+        assert queue.dropped == {'queue_full': 10}
+        assert len(queue) == 2
+        assert [await queue.get(), await queue.get()] == ['b', 'c']
+        waiter = asyncio.ensure_future(queue.get())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        queue.put('d')
+        assert await waiter == 'd'
+        queue.close()
+        with pytest.raises(QueueClosed):
+            await queue.get()
+
+    asyncio.run(run())
+
+
+def test_latest_only_slot():
+    queue = DropOldestQueue(1, 'superseded')
+    for item in range(5):
+        queue.put(item)
+    assert len(queue) == 1 and queue.total_dropped == 4
+    assert asyncio.run(queue.get()) == 4
+
+
+def test_rate_limiter_halves_a_jittery_30_fps_source():
+    limiter = RateLimiter(15.0)
+    rng = np.random.default_rng(1)
+    times = np.arange(300) / 30.0 + rng.uniform(-0.004, 0.004, 300)
+    accepted = sum(limiter.accept(t) for t in times)
+    assert 148 <= accepted <= 151
+
+
+def test_rate_limiter_passes_everything_under_the_limit():
+    limiter = RateLimiter(60.0)
+    assert all(limiter.accept(t / 30.0) for t in range(100))
+
+
+def test_wrench_batch_encodes_once_and_carries_client_drops():
+    batcher = WrenchBatcher()
+    assert batcher.take() is None
+    for i in range(3):
+        batcher.push((1000 + i, 1.0, 2.0, 3.0, 0.1, 0.2, 0.3))
+    batch = batcher.take()
+    assert batch.count == 3 and batch.oldest_ns == 1000 and batch.newest_ns == 1002
+    message = json.loads(batch.message(dropped=7))
+    assert message['dropped'] == 7 and message['seq'] == 1
+    assert message['samples'][2] == [1002, 1.0, 2.0, 3.0, 0.1, 0.2, 0.3]
+
+
+def test_wrench_backlog_overflow_is_counted():
+    batcher = WrenchBatcher(backlog=10)
+    for i in range(25):
+        batcher.push((i, 0, 0, 0, 0, 0, 0))
+    assert batcher.take().count == 10
+    assert batcher.backlog_dropped == 15
+
+
+def _frame(encoding: str, array: np.ndarray, big_endian: bool = False) -> imaging.Frame:
+    height, width = array.shape[:2]
+    data = array.astype(array.dtype.newbyteorder('>' if big_endian else '<')).tobytes()
+    return imaging.Frame(seq=3, stamp_ns=123, width=width, height=height, encoding=encoding,
+                         step=len(data) // height, data=data, is_bigendian=big_endian)
+
+
+def test_header_framing_round_trip():
+    message = imaging.pack({'seq': 1, 'format': 'raw'}, b'\x01\x02')
+    header, payload = imaging.unpack(message)
+    assert header == {'seq': 1, 'format': 'raw'} and bytes(payload) == b'\x01\x02'
+    assert int.from_bytes(message[:4], 'little') == len(json.dumps(header,
+                                                                   separators=(',', ':')))
+    with pytest.raises(ValueError):
+        imaging.unpack(b'\xff\x00\x00\x00{}')
+
+
+@pytest.mark.parametrize('encoding,shape,dtype', [
+    ('mono8', (48, 64), np.uint8), ('mono16', (48, 64), np.uint16),
+    ('rgb8', (48, 64, 3), np.uint8), ('bgr8', (48, 64, 3), np.uint8),
+    ('bayer_rggb8', (48, 64), np.uint8), ('bayer_gbrg16', (48, 64), np.uint16),
+])
+def test_every_encoding_becomes_a_jpeg(encoding, shape, dtype):
+    array = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+    encoded = imaging.encode(_frame(encoding, array), imaging.Variant('jpeg', 0))
+    decoded = simplejpeg.decode_jpeg(encoded.payload, colorspace='RGB')
+    assert decoded.shape[:2] == (encoded.height, encoded.width)
+    assert encoded.format == 'jpeg' and encoded.seq == 3 and encoded.stamp_ns == 123
+
+
+def test_bayer_is_demosaiced_to_colour():
+    cells = np.zeros((4, 4), np.uint8)
+    cells[0::2, 0::2] = 200  # red sites of RGGB
+    rgb, encoding = imaging.displayable(_frame('bayer_rggb8', cells))
+    assert encoding == 'rgb8' and rgb.shape == (2, 2, 3)
+    assert (rgb[..., 0] == 200).all() and (rgb[..., 1] == 0).all() and (rgb[..., 2] == 0).all()
+
+
+def test_downscale_before_encode_and_raw_passthrough():
+    array = np.arange(480 * 640, dtype=np.uint32).astype(np.uint8).reshape(480, 640)
+    frame = _frame('mono8', array)
+    small = imaging.encode(frame, imaging.Variant('raw', 200))
+    assert small.width <= 200 and small.width == 160 and small.height == 120
+    assert np.array_equal(np.frombuffer(small.payload, np.uint8).reshape(120, 160),
+                          array[::4, ::4])
+    full = imaging.encode(frame, imaging.Variant('raw', 0))
+    assert full.payload == array.tobytes() and full.encoding == 'mono8'
+
+
+def test_mono16_big_endian_raw_is_sent_little_endian():
+    array = np.array([[1, 258], [65535, 4096]], np.uint16)
+    encoded = imaging.encode(_frame('mono16', array, big_endian=True), imaging.Variant('raw', 0))
+    assert np.array_equal(np.frombuffer(encoded.payload, '<u2').reshape(2, 2), array)
+
+
+def test_padded_rows_and_bad_frames():
+    array = np.ones((4, 6), np.uint8)
+    padded = np.zeros((4, 8), np.uint8)
+    padded[:, :6] = array
+    frame = imaging.Frame(1, 0, 6, 4, 'mono8', 8, padded.tobytes())
+    assert imaging.encode(frame, imaging.Variant('raw', 0)).payload == array.tobytes()
+    with pytest.raises(imaging.UnsupportedEncoding):
+        imaging.encode(imaging.Frame(1, 0, 6, 4, 'yuv422', 12, bytes(48)),
+                       imaging.Variant('jpeg', 0))
+    with pytest.raises(ValueError):
+        imaging.to_array(imaging.Frame(1, 0, 6, 4, 'mono8', 6, bytes(10)))
+
+
+def test_tokens_and_origins():
+    assert bearer_token('Bearer abc') == 'abc'
+    assert bearer_token('bearer  abc ') == 'abc'
+    assert bearer_token('Basic abc') is None and bearer_token(None) is None
+    assert token_ok('', None)
+    assert token_ok('s3', 's3') and not token_ok('s3', 's4') and not token_ok('s3', None)
+    assert origin_allowed(None, '127.0.0.1:8080', ())
+    assert origin_allowed('http://127.0.0.1:8080', '127.0.0.1:8080', ())
+    assert not origin_allowed('http://evil.example', '127.0.0.1:8080', ())
+    assert not origin_allowed('null', '127.0.0.1:8080', ())
+    assert origin_allowed('http://ops.example', '127.0.0.1:8080', ('http://ops.example',))
+    assert origin_allowed('http://any.example', '127.0.0.1:8080', ('*',))
+
+
+def test_parameter_requests_are_checked_and_coerced():
+    assert coerce('frame_rate', 30, ParameterType.PARAMETER_DOUBLE) == 30.0
+    assert coerce('width', 640.0, ParameterType.PARAMETER_INTEGER) == 640
+    assert coerce('emulate', True, ParameterType.PARAMETER_BOOL) is True
+    assert coerce('xs', [1, 2], ParameterType.PARAMETER_DOUBLE_ARRAY) == [1.0, 2.0]
+    for name, value, declared in [('w', 1.5, ParameterType.PARAMETER_INTEGER),
+                                  ('f', True, ParameterType.PARAMETER_DOUBLE),
+                                  ('f', '3', ParameterType.PARAMETER_DOUBLE),
+                                  ('n', 1, ParameterType.PARAMETER_NOT_SET),
+                                  ('xs', 1, ParameterType.PARAMETER_DOUBLE_ARRAY)]:
+        with pytest.raises(InvalidRequest):
+            coerce(name, value, declared)
+    for body in [[], {}, 'x', {'a b': 1}, {'x': None}, {'x': {'y': 1}}, {'x': []},
+                 {f'p{i}': 1 for i in range(40)}]:
+        with pytest.raises(InvalidRequest):
+            check_parameter_body(body)
+
+
+def test_device_table_without_and_with_manager():
+    table = DeviceTable(('ft',), heartbeat_timeout_s=0.5, manager_timeout_s=2.0)
+    assert table.record('ft', 0.0)['state'] == 'unknown'
+    table.from_heartbeat('ft', {'level': 0, 'message': 'running',
+                                'values': {'rate_hz': '1000', 'samples': '5', 'pid': '9'}}, 1.0)
+    record = table.record('ft', 1.1)
+    assert record['up'] and record['state'] == 'active' and record['rate_hz'] == 1000.0
+    assert table.record('ft', 2.0)['state'] == 'down'
+    assert [r['name'] for r in table.changes(1.1)] == ['ft']
+    assert table.changes(1.2) == []
+    table.from_manager([{'name': 'ft', 'level': 2, 'message': 'restarting',
+                         'values': {'state': 'restarting', 'restarts': '2',
+                                    'degraded': 'false', 'last_error': 'exited'}}], 2.0)
+    record = table.record('ft', 2.0)
+    assert record['state'] == 'restarting' and record['restarts'] == 2 and not record['up']
+    assert record['level'] == 'error' and record['last_error'] == 'exited'
+    assert [r['state'] for r in table.changes(2.0)] == ['restarting']
+
+
+def test_listening_socket_gives_accepted_sockets_tcp_nodelay():
+    server = listen_socket('127.0.0.1', 0)
+    with server, socket.create_connection(server.getsockname()):
+        accepted, _ = server.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -21,6 +21,8 @@ except ament_index.PackageNotFoundError:
                 'install with AMENT_PREFIX_PATH)', allow_module_level=True)
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable  # noqa: E402,I001
+from launch.substitutions import TextSubstitution  # noqa: E402
+from launch.utilities import normalize_to_list_of_substitutions  # noqa: E402
 from launch.utilities import perform_substitutions  # noqa: E402
 from launch.utilities.type_utils import perform_typed_substitution  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
@@ -39,6 +41,10 @@ def _load(name: str):
     return module.generate_launch_description()
 
 
+def _text(context, value) -> str:
+    return perform_substitutions(context, normalize_to_list_of_substitutions(value))
+
+
 def _nodes(description, **arguments) -> dict[str, Node]:
     """Evaluate the description's arguments and return its nodes by executable name."""
     context = launch.LaunchContext()
@@ -52,7 +58,7 @@ def _nodes(description, **arguments) -> dict[str, Node]:
     for action in opaque[0].execute(context):
         assert isinstance(action, Node)
         if action.condition is None or action.condition.evaluate(context):
-            nodes[perform_substitutions(context, action.node_executable)] = action
+            nodes[_text(context, action.node_executable)] = action
     return nodes
 
 
@@ -109,7 +115,9 @@ def test_log_level_reaches_manager_and_bridge():
     nodes = _nodes(_load('sim.launch.py'), log_level='debug')
     for name in ('manager', 'bridge'):
         context = launch.LaunchContext()
-        cmd = [perform_substitutions(context, part) for part in nodes[name].cmd]
+        # The plain-text parts of the command (name and parameters are added at execution).
+        cmd = [_text(context, part) for part in nodes[name].cmd
+               if all(isinstance(sub, TextSubstitution) for sub in part)]
         assert cmd[cmd.index('--log-level') + 1] == 'debug', cmd
 
 

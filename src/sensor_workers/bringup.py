@@ -25,8 +25,10 @@ import yaml
 
 PACKAGE = 'sensor_workers'
 LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
-# The manager needs stop_timeout_ms (3 s by default) to stop its workers after SIGINT.
-MANAGER_SIGTERM_TIMEOUT_S = '10'
+# After SIGINT, launch waits this long before SIGTERM: the manager needs stop_timeout_ms (3 s by
+# default) to stop its workers, the bridge up to ~3 s to close its clients and server; a loaded
+# machine (or a slow ROS shutdown) needs headroom beyond launch's default 5 s.
+SIGTERM_TIMEOUT_S = '10'
 DEFAULT_FRAMES = {'camera': 'camera_optical_frame', 'ft': 'ft_sensor'}
 
 
@@ -94,12 +96,13 @@ def _nodes(context: LaunchContext) -> list:
         Node(
             package=PACKAGE, executable='manager', name='manager', output='screen',
             parameters=[config, {'config_file': config}], ros_arguments=ros_arguments,
-            sigterm_timeout=MANAGER_SIGTERM_TIMEOUT_S,
+            sigterm_timeout=SIGTERM_TIMEOUT_S,
             on_exit=Shutdown(reason='the manager exited')),
         Node(
             package=PACKAGE, executable='bridge', name='bridge', output='screen',
-            parameters=bridge_parameters,
-            ros_arguments=ros_arguments, condition=IfCondition(LaunchConfiguration('bridge'))),
+            parameters=bridge_parameters, ros_arguments=ros_arguments,
+            sigterm_timeout=SIGTERM_TIMEOUT_S,
+            condition=IfCondition(LaunchConfiguration('bridge'))),
         Node(
             package='tf2_ros', executable='static_transform_publisher',
             name='ft_to_camera_static_tf', output='log',

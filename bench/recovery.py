@@ -4,7 +4,7 @@ Per device it prints, over the kills, p50/p99/max of
 - detection: kill -> the manager's `exited` event received on /safety/worker_events;
 - back: kill -> the first data message of the new process (stamped after the kill) received.
 
-    python -m bench.recovery [--kills 20] [--seconds S] [--devices camera ft]
+    python -m bench.recovery [--kills 20] [--seconds S] [--devices camera ft] [--no-standby]
 """
 
 import argparse
@@ -54,7 +54,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 class Bench:
-    def __init__(self, devices: list[str], directory: Path) -> None:
+    def __init__(self, devices: list[str], directory: Path, standby: bool = True) -> None:
         self.devices = devices
         self.procs = ProcessGroup(directory, ENV)
         self.probe = RosProbe('recovery_bench', threads=1)
@@ -66,7 +66,7 @@ class Bench:
         config = yaml.safe_load(paths.config_file('sim.yaml').read_text())
         config['manager']['ros__parameters'].update({
             'devices': devices, 'restart_backoff_reset_s': 1.0,
-            'degraded_after_failures': 1000})
+            'degraded_after_failures': 1000, 'warm_standby': standby})
         config_path = directory / 'recovery.yaml'
         config_path.write_text(yaml.safe_dump(config))
         self.manager = self.procs.start_python(
@@ -141,9 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     available = [d for d in TOPICS if importlib.util.find_spec(f'sensor_workers.{d}')
                  and importlib.util.find_spec(f'sensor_workers.{d}.node')]
     parser.add_argument('--devices', nargs='+', default=available, choices=list(TOPICS))
+    parser.add_argument('--no-standby', action='store_true',
+                        help='restart from scratch (manager parameter warm_standby: false)')
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix='recovery_') as directory:
-        bench = Bench(args.devices, Path(directory))
+        bench = Bench(args.devices, Path(directory), standby=not args.no_standby)
         try:
             results = bench.run(args.kills, args.seconds)
         except TimeoutError as error:
@@ -151,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         finally:
             bench.close()
-    print(f'recovery after kill -9 (ROS_DOMAIN_ID={ENV["ROS_DOMAIN_ID"]}, '
+    print(f'recovery after kill -9, warm standby {"off" if args.no_standby else "on"} '
+          f'(ROS_DOMAIN_ID={ENV["ROS_DOMAIN_ID"]}, '
           f'{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})')
     print(f'{"device":8} {"kills":>5}  {"detection ms p50/p99/max":>26}  '
           f'{"kill -> first new message ms p50/p99/max":>42}')

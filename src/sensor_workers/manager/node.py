@@ -517,6 +517,7 @@ class ManagerNode(LifecycleNode):
             return
         device.drop_probes()
         label = future.result().current_state.label
+        self.get_logger().debug(f'{device.name}: pid {device.pid} answers, {label}')
         if label == 'unconfigured':
             self._change_state(device, 'configure')
         elif label == 'inactive':

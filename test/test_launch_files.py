@@ -11,7 +11,8 @@ import pytest
 
 launch = pytest.importorskip('launch', reason='ROS 2 launch is not installed (not on PyPI)')
 if not hasattr(launch, 'LaunchDescription'):
-    pytest.skip('the `launch` module here is not ROS 2 launch', allow_module_level=True)
+    # e.g. the repository's own launch/ directory, importable as a namespace package
+    pytest.skip('ROS 2 launch is not installed (not on PyPI)', allow_module_level=True)
 pytest.importorskip('launch_ros', reason='ROS 2 launch_ros is not installed (not on PyPI)')
 ament_index = pytest.importorskip('ament_index_python.packages')
 try:

@@ -202,6 +202,8 @@ def test_out_of_range_values_are_refused_with_the_reason(camera):
     assert 'width' in reason and '4096' in reason, reason
     (ok, reason), = camera.set(pixel_format='YUV422')
     assert not ok and 'pixel_format' in reason, reason
+    (ok, reason), = camera.set(camera_info_url='file:///nonexistent/camera.yaml')
+    assert not ok and 'No such file' in reason, reason
     assert camera.probe.get_parameters(NODE, ['exposure_us', 'width']) == [10000.0, 1024]
     values = camera.diagnostics()
     assert float(values['camera_exposure_us']) == pytest.approx(10000.0)

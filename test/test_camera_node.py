@@ -264,7 +264,7 @@ def test_recording_contains_the_frames(camera):
     images, infos = [], []
     for message in read_ros2_messages(path):
         (images if message.channel.topic == '/camera/image_raw' else infos).append(message)
-    assert 50 <= len(images) <= 70
+    assert 30 <= len(images) <= 70, stop.message  # 2 s at 30 fps; a busy CI box makes less
     assert len(images) == len(infos) == recorded
     image = images[0].ros_msg
     assert (image.width, image.height, image.encoding, image.step) == (1024, 1040, 'mono8', 1024)

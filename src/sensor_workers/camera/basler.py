@@ -9,7 +9,7 @@ parameter changes to that thread instead of touching the camera concurrently.
 """
 
 import array
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 import logging
 import os
 import sys
@@ -398,9 +398,6 @@ class BaslerCamera:
             'exposure_us': values.get('exposure_us'),
             'gain_db': values.get('gain_db'),
         }
-
-    def settings_dict(self) -> dict[str, Any]:
-        return asdict(self.settings)
 
     # Emulator fault injection (pypylon's camera emulator only)
 

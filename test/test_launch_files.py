@@ -78,8 +78,9 @@ def test_description_builds(name, config, static_tf):
     assert perform_substitutions(context, arguments['static_tf'].default_value) == static_tf
     env = [e for e in description.entities if isinstance(e, SetEnvironmentVariable)]
     assert [perform_substitutions(context, e.name) for e in env] == [
-        'FASTDDS_DEFAULT_PROFILES_FILE']
-    assert perform_substitutions(context, env[0].value).endswith('/config/fastdds.xml')
+        'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE']
+    for variable in env:
+        assert perform_substitutions(context, variable.value).endswith('/config/fastdds.xml')
 
 
 def test_default_nodes_and_switches():

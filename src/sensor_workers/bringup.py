@@ -3,6 +3,9 @@
 Importable only where ROS 2 `launch` and `launch_ros` are installed (a ROS 2 workspace); the
 rest of the package never imports it.
 
+Both set the Fast DDS profile (config/fastdds.xml: the 64 MB shared-memory segment large images
+need) for every process they start, under both variable names Fast DDS versions read.
+
 The manager spawns and supervises the workers itself (restarts with backoff, degraded marking),
 so no launch `respawn` is set on top of it: two supervisors would fight over the same device.
 When the manager exits, the launch shuts down (the bridge alone would only report stale data).
@@ -29,6 +32,8 @@ LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
 # default) to stop its workers, the bridge up to ~3 s to close its clients and server; a loaded
 # machine (or a slow ROS shutdown) needs headroom beyond launch's default 5 s.
 SIGTERM_TIMEOUT_S = '10'
+# Fast DDS 2.x (Jazzy) reads the first, Fast DDS 3.x (Kilted and later) the second.
+PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 DEFAULT_FRAMES = {'camera': 'camera_optical_frame', 'ft': 'ft_sensor'}
 
 
@@ -77,8 +82,8 @@ def generate(config: str, *, static_tf: bool) -> LaunchDescription:
     return LaunchDescription([
         *arguments,
         # Inherited by every process launched below, and by the workers the manager spawns.
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                               share_file('config', 'fastdds.xml')),
+        *[SetEnvironmentVariable(name, share_file('config', 'fastdds.xml'))
+          for name in PROFILE_VARIABLES],
         OpaqueFunction(function=_nodes),
     ])
 

@@ -26,14 +26,14 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 import yaml
 
+from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES
+
 PACKAGE = 'sensor_workers'
 LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
 # After SIGINT, launch waits this long before SIGTERM: the manager needs stop_timeout_ms (3 s by
 # default) to stop its workers, the bridge up to ~3 s to close its clients and server; a loaded
 # machine (or a slow ROS shutdown) needs headroom beyond launch's default 5 s.
 SIGTERM_TIMEOUT_S = '10'
-# Fast DDS 2.x (Jazzy) reads the first, Fast DDS 3.x (Kilted and later) the second.
-PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 DEFAULT_FRAMES = {'camera': 'camera_optical_frame', 'ft': 'ft_sensor'}
 
 
@@ -83,7 +83,7 @@ def generate(config: str, *, static_tf: bool) -> LaunchDescription:
         *arguments,
         # Inherited by every process launched below, and by the workers the manager spawns.
         *[SetEnvironmentVariable(name, share_file('config', 'fastdds.xml'))
-          for name in PROFILE_VARIABLES],
+          for name in FASTDDS_PROFILE_VARIABLES],
         OpaqueFunction(function=_nodes),
     ])
 

@@ -47,7 +47,8 @@ def _ros_environment() -> dict[str, str]:
     """Our environment, kept on this host unless told otherwise, with the Fast DDS profile."""
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(paths.fastdds_profile()))
+    for name, value in paths.fastdds_profile_environment().items():
+        env.setdefault(name, value)
     env.setdefault('PYTHONUNBUFFERED', '1')
     env.update(lifetime.child_environment())
     return env

@@ -26,3 +26,13 @@ def config_file(name: str) -> Path:
 def fastdds_profile() -> Path:
     """Return the Fast DDS profile with the enlarged shared-memory segment large images need."""
     return config_file('fastdds.xml')
+
+
+# Fast DDS 2.x (Jazzy) reads only the first name, Fast DDS 3.x (Kilted and later) the second.
+FASTDDS_PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
+
+
+def fastdds_profile_environment() -> dict[str, str]:
+    """Return the variables that make every Fast DDS version load our profile."""
+    profile = str(fastdds_profile())
+    return dict.fromkeys(FASTDDS_PROFILE_VARIABLES, profile)

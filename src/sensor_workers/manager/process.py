@@ -64,7 +64,7 @@ class WorkerSpec:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(paths.fastdds_profile())
+        env.update(paths.fastdds_profile_environment())
         env.setdefault('PYTHONUNBUFFERED', '1')
         env.update(self.env)
         env.update(lifetime.child_environment())

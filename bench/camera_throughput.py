@@ -108,13 +108,14 @@ class Bench:
         time.sleep(0.3)
         before = self.diagnostics()
         self.take()
+        started_ns = time.time_ns()
         self.probe.change_state('/camera', 'activate')
         time.sleep(seconds)
         self.probe.change_state('/camera', 'deactivate')
         time.sleep(1.0)
         after = self.diagnostics()
-        # Stragglers of the previous size can still arrive after the resize: not this run's.
-        samples = [s for s in self.take() if s[2] == width]
+        # Frames grabbed before this window (queued in a deep history) are not this run's.
+        samples = [s for s in self.take() if s[2] == width and s[0] >= started_ns]
         self.probe.change_state('/camera', 'activate')
         published = int(after['frames_published']) - int(before['frames_published'])
         skipped = int(after['camera_skipped']) - int(before['camera_skipped'])

@@ -67,7 +67,7 @@ class Stack:
             '--ros-args', '--params-file', self.config,
             '-p', f'port:={self.port}', '-p', f'auth_token:={TOKEN}')
         _wait_until(lambda: httpx.get(f'{self.url}/health', timeout=1).status_code == 200,
-                    30, 'bridge /health')
+                    60, 'bridge /health')
 
     def stop_bridge(self) -> None:
         self.bridge.stop()

@@ -32,6 +32,7 @@ def test_unopenable_device_degrades_alone_and_sigterm_leaves_nothing(procs, tmp_
             # worker's churn; on an overloaded 2-core machine (load 18 seen) a healthy worker
             # starved by foreign load can miss 1 s, which is not what is tested here.
             'heartbeat_timeout_ms': 3000, 'stall_timeout_ms': 5000,
+            'start_timeout_ms': 60000,
             'ft_bad': {'module': 'sensor_workers.ft.node'},
             'restart_backoff_initial_ms': 100, 'restart_backoff_max_ms': 800,
             'degraded_after_failures': 3, 'failure_window_s': 120.0,
@@ -88,7 +89,9 @@ def test_unopenable_device_degrades_alone_and_sigterm_leaves_nothing(procs, tmp_
         assert len(rates) >= 10
         print(f'healthy ft while ft_bad failed: rate_hz median {statistics.median(rates):.0f}, '
               f'min {min(rates):.0f} ({FT_RATE_HZ:.0f} nominal, {len(rates)} heartbeats)')
-        assert statistics.median(rates) > 0.8 * FT_RATE_HZ
+        # Measured 1003-1004 Hz median on a 2-core machine at load ~4; generous for CI, where
+        # foreign load (18 on 2 cores seen) starves the simulator and worker themselves.
+        assert statistics.median(rates) > 0.5 * FT_RATE_HZ
 
         # SIGTERM: workers deactivated and stopped (exit 0 is no crash), nothing left behind.
         children = descendants(manager.pid)

@@ -261,10 +261,12 @@ def test_removal_leads_to_reconnect_and_frames_flow_again(camera):
 
 
 def test_recording_contains_the_frames(camera):
+    asked = time.monotonic()
     start = camera.probe.call(Trigger, f'{NODE}/start_recording', Trigger.Request())
     assert start.success, start.message
     time.sleep(2.0)
     stop = camera.probe.call(Trigger, f'{NODE}/stop_recording', Trigger.Request())
+    recorded_s = time.monotonic() - asked  # at most this long, however late the calls ran
     assert stop.success, stop.message
     path = Path(start.message)
     assert stop.message.startswith(f'{path}: ')
@@ -272,7 +274,8 @@ def test_recording_contains_the_frames(camera):
     images, infos = [], []
     for message in read_ros2_messages(path):
         (images if message.channel.topic == '/camera/image_raw' else infos).append(message)
-    assert 30 <= len(images) <= 70, stop.message  # 2 s at 30 fps; a busy CI box makes less
+    # 2 s at 30 fps; a busy CI box makes less, and answers the services later.
+    assert 30 <= len(images) <= recorded_s * 30 * 1.05 + 1, stop.message
     assert len(images) == len(infos) == recorded
     image = images[0].ros_msg
     assert (image.width, image.height, image.encoding, image.step) == (1024, 1040, 'mono8', 1024)

@@ -5,9 +5,9 @@ test leaves the camera as it found it: 1024x1040 Mono8 at 30 fps.
 
 Counting lost frames: the grab loop counts the Image messages it publishes (`frames_published`
 in /diagnostics). A measurement deactivates the worker (no more frames), reads that counter,
-activates it for a while, deactivates it again, waits for stragglers and reads the counter
-again: every published frame must have been received, and the camera's own frame counter must
-show no skipped frame (`camera_skipped`).
+activates it for a while, deactivates it again, reads the counter again and waits for
+stragglers: every published frame must have been received, and the camera's own frame counter
+must show no skipped frame (`camera_skipped`).
 """
 
 from dataclasses import dataclass
@@ -129,12 +129,19 @@ class CameraUnderTest:
         assert self.probe.change_state(NODE, 'activate')
         time.sleep(seconds)
         assert self.probe.change_state(NODE, 'deactivate')
-        time.sleep(0.5)
         after = self.diagnostics()
-        frames = self.take_frames()
-        assert self.probe.change_state(NODE, 'activate')
         deltas = {key: int(after[key]) - int(before[key])
                   for key in ('frames_published', 'camera_skipped', 'failed_grabs')}
+        # Stragglers: on a loaded machine the probe may still be working through its history.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.frames) >= deltas['frames_published']:
+                    break
+            time.sleep(0.05)
+        time.sleep(0.2)  # and anything beyond the count would show as a surplus
+        frames = self.take_frames()
+        assert self.probe.change_state(NODE, 'activate')
         return frames, deltas
 
 
@@ -186,6 +193,7 @@ def test_streams_1024x1040_mono8_at_30_fps_without_gaps(camera):
 
 def test_exposure_and_gain_are_read_back_from_the_camera(camera):
     assert camera.set(exposure_us=5000.0, gain_db=6.0) == [(True, ''), (True, '')]
+    assert camera.probe.get_parameters(NODE, ['exposure_us', 'gain_db']) == [5000.0, 6.0]
     values = camera.diagnostics()
     assert float(values['camera_exposure_us']) == pytest.approx(5000.0)
     assert float(values['camera_gain_db']) == pytest.approx(6.0, abs=0.01)
@@ -253,10 +261,12 @@ def test_removal_leads_to_reconnect_and_frames_flow_again(camera):
 
 
 def test_recording_contains_the_frames(camera):
+    asked = time.monotonic()
     start = camera.probe.call(Trigger, f'{NODE}/start_recording', Trigger.Request())
     assert start.success, start.message
     time.sleep(2.0)
     stop = camera.probe.call(Trigger, f'{NODE}/stop_recording', Trigger.Request())
+    recorded_s = time.monotonic() - asked  # at most this long, however late the calls ran
     assert stop.success, stop.message
     path = Path(start.message)
     assert stop.message.startswith(f'{path}: ')
@@ -264,7 +274,8 @@ def test_recording_contains_the_frames(camera):
     images, infos = [], []
     for message in read_ros2_messages(path):
         (images if message.channel.topic == '/camera/image_raw' else infos).append(message)
-    assert 30 <= len(images) <= 70, stop.message  # 2 s at 30 fps; a busy CI box makes less
+    # 2 s at 30 fps; a busy CI box makes less, and answers the services later.
+    assert 30 <= len(images) <= recorded_s * 30 * 1.05 + 1, stop.message
     assert len(images) == len(infos) == recorded
     image = images[0].ros_msg
     assert (image.width, image.height, image.encoding, image.step) == (1024, 1040, 'mono8', 1024)

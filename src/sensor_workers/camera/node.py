@@ -180,8 +180,11 @@ class CameraNode(WorkerNode):
         self.heartbeat.reset()
         self._stop.clear()
         self._thread = threading.Thread(target=self._grab_loop, name='grab', daemon=True)
+        # Publishers first: a frame published before they are enabled would vanish silently
+        # yet be counted in frames_published.
+        result = super().on_activate(state)
         self._thread.start()
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_grab_thread()

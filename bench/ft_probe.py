@@ -1,4 +1,4 @@
-"""Measuring clients of the F/T stream, each in its own process: a ROS subscriber or a websocket.
+"""Measuring clients of the F/T stream, each in its own process: ROS, websocket or raw pty.
 
 Every received sample is kept as (arrival time, sample counter): the counter comes from the
 simulator's values (`bota_sim` encodes it in Mz), so the analysis knows when each sample was due
@@ -7,12 +7,17 @@ the records are written to `--out` (.npz) and the process exits 0.
 
     python -m bench.ft_probe ros --out ros.npz --max-seconds 300
     python -m bench.ft_probe ws --url ws://127.0.0.1:8080/ws/wrench --out ws.npz
+    python -m bench.ft_probe pty --port /tmp/sim_link --out pty.npz
+
+The `pty` mode reads a simulator's port itself (no worker, no DDS): the floor set by the OS's
+pseudo-terminal path (the kernel hands tty data over in a kworker) on this machine.
 """
 
 import argparse
 from array import array
 import asyncio
 import json
+import os
 import signal
 import sys
 import threading
@@ -132,15 +137,52 @@ def run_ws(url: str, out: str, max_seconds: float) -> int:
     return 0
 
 
+def run_pty(port: str, out: str, max_seconds: float) -> int:
+    import select
+
+    import serial
+
+    from sensor_workers.ft.protocol import FrameParser
+    from sensor_workers.ft.sim import counter_from_wrench
+
+    records = Records()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    parser = FrameParser()
+    deadline = time.monotonic() + max_seconds
+    with serial.Serial(port, 460800, timeout=0) as link:
+        link.reset_input_buffer()
+        fd = link.fileno()
+        print('probe ready', flush=True)
+        while not stop.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([fd], [], [], 0.05)
+            if not readable:
+                continue
+            data = os.read(fd, 4096)
+            now = time.time_ns()
+            for frame in parser.feed(data):
+                records.arrival_ns.append(now)
+                records.counter.append(counter_from_wrench(frame.wrench))
+                records.batch.append(-1)
+    records.save(out, 'pty')
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('mode', choices=('ros', 'ws'))
+    parser.add_argument('mode', choices=('ros', 'ws', 'pty'))
     parser.add_argument('--out', required=True, help='.npz file written at the end')
     parser.add_argument('--url', help='ws mode: ws://127.0.0.1:PORT/ws/wrench')
+    parser.add_argument('--port', help="pty mode: the simulator's port (or its link)")
     parser.add_argument('--max-seconds', type=float, default=DEFAULT_MAX_SECONDS)
     args = parser.parse_args(argv)
     if args.mode == 'ros':
         return run_ros(args.out, args.max_seconds)
+    if args.mode == 'pty':
+        if not args.port:
+            parser.error('pty mode needs --port')
+        return run_pty(args.port, args.out, args.max_seconds)
     if not args.url:
         parser.error('ws mode needs --url')
     return run_ws(args.url, args.out, args.max_seconds)

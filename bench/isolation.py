@@ -11,6 +11,8 @@ of the bridge. Set-ups, all in the same run:
 - b_tuned  b with the manager's per-worker settings for the F/T worker: cpu_affinity [last CPU]
            and rt_priority 50 (applied by the manager's own `tune()`), plus the worker's
            rt_priority parameter for its read loop thread;
+- b_core   b_tuned, and the web side (bridge, load generator, camera worker) pinned to the other
+           CPUs, so the F/T worker's CPU stays free for it and for the kernel's tty work;
 - c        what the design moved away from: the same F/T node and read loop as a thread inside
            the loaded bridge/uvicorn process, same load;
 - c_tuned  c with the read loop thread at SCHED_FIFO 50 (the F/T node's rt_priority);
@@ -18,6 +20,11 @@ of the bridge. Set-ups, all in the same run:
 The simulator stands in for hardware: it runs at SCHED_FIFO 60 and the measuring clients at
 SCHED_FIFO 40 in every set-up (when permitted, `--no-rt` turns this off), so that the figures
 describe the F/T path and not the clock or the thermometer.
+
+Next to it, in every set-up, a second simulator is read directly by a SCHED_FIFO process
+(`pty floor`): no worker, no DDS. Its latency is the floor the OS's pseudo-terminal path (tty
+data is handed over by a kernel worker thread at normal priority) sets on this machine, which no
+design can beat.
 
 Per set-up: sample latency (arrival - time the simulator was due to write the sample) and
 inter-arrival jitter (|gap between consecutive samples - period|; websocket: between batches -
@@ -40,12 +47,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SINC = {800: 64, 1000: 51}  # sample period = sinc / 51200 s
-SETUPS = ('a', 'b', 'b_tuned', 'c', 'c_tuned', 'c_idle')
-DEFAULT_SETUPS = ('a', 'b', 'b_tuned', 'c', 'c_tuned')
+SETUPS = ('a', 'b', 'b_tuned', 'b_core', 'c', 'c_tuned', 'c_idle')
+DEFAULT_SETUPS = ('a', 'b', 'b_tuned', 'b_core', 'c', 'c_tuned')
 DESCRIPTION = {
     'a': 'own process, idle',
     'b': 'own process, bridge saturated',
     'b_tuned': 'own process + affinity/SCHED_FIFO, bridge saturated',
+    'b_core': 'b_tuned + web side pinned to the other CPUs',
     'c': 'thread in the saturated bridge',
     'c_tuned': 'SCHED_FIFO thread in the saturated bridge',
     'c_idle': 'thread in the idle bridge',
@@ -156,6 +164,19 @@ def realtime(pid: int, priority: int) -> str | None:
     return None
 
 
+def pin_threads(pid: int, cpus: set[int]) -> str | None:
+    """Set the CPU affinity of every thread of a running process; return why not."""
+    try:
+        for tid in os.listdir(f'/proc/{pid}/task'):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except ProcessLookupError:
+                continue
+    except OSError as error:
+        return f'pinning pid {pid} to CPUs {sorted(cpus)} failed: {error.strerror}'
+    return None
+
+
 class Run:
     """The processes of one isolation run and the windows measured."""
 
@@ -230,8 +251,8 @@ class Run:
         elif not on and state == 'active':
             self.control.change_state('/camera', 'deactivate')
 
-    def start_sim(self, rate: int, link: Path):
-        sim = self.start(f'sim_{rate}', 'sensor_workers.ft.sim', '--sinc', str(SINC[rate]),
+    def start_sim(self, rate: int, link: Path, name: str = ''):
+        sim = self.start(name or f'sim_{rate}', 'sensor_workers.ft.sim', '--sinc', str(SINC[rate]),
                          '--link', str(link), rt=SIM_RT)
         match = sim.wait_for_output(r'^epoch_ns: (\d+) counter: (\d+) period_ns: ([\d.]+)',
                                     timeout=30)
@@ -267,19 +288,20 @@ class Run:
                 self.note(f'manager tune(): {warning}')
         return ft
 
-    def wait_streaming(self, timeout: float = 30.0) -> None:
-        """Wait until /ft/heartbeat reports samples advancing."""
+    def wait_streaming(self, rate: int, timeout: float = 60.0) -> None:
+        """Wait until /ft/heartbeat reports the nominal rate for a second (caught up)."""
         from sensor_workers.diagnostics import status_values
 
+        nominal = 51200 / SINC[rate]
         deadline = time.monotonic() + timeout
         self._heartbeats.clear()
         while time.monotonic() < deadline:
             messages, _ = self._heartbeats.snapshot()
-            samples = [int(status_values(m).get('samples', 0)) for m in messages]
-            if len(samples) >= 3 and samples[-1] > samples[-3] > 0:
+            rates = [float(status_values(m).get('rate_hz', 0)) for m in messages[-10:]]
+            if len(messages) >= 12 and all(abs(r - nominal) < 0.1 * nominal for r in rates):
                 return
             time.sleep(0.05)
-        raise TimeoutError('the F/T stream did not start')
+        raise TimeoutError('the F/T stream did not reach its nominal rate')
 
     def start_ws_probe(self, rate: int, name: str):
         url = self.bridge_url.replace('http://', 'ws://') + '/ws/wrench'
@@ -291,7 +313,8 @@ class Run:
 
     # Windows
 
-    def measure(self, setup: str, rate: int, loaded: bool) -> None:
+    def measure(self, setup: str, rate: int, loaded: bool, pin: list[int] = ()) -> None:
+        """Measure one window; `pin`: processes to keep off the F/T worker's CPU meanwhile."""
         load = None
         if loaded:
             self.camera_streaming(True)
@@ -299,10 +322,14 @@ class Run:
             load = self.procs.start_python(
                 f'load_{setup}_{rate}', 'bench.load', '--url', self.bridge_url,
                 '--seconds', f'{self.seconds + WARMUP_S + 1:.1f}', *self.load.args())
+        others = set(range(os.cpu_count() - 1)) or {0}
+        for pid in [*pin, *([load.pid] if pin and load else [])]:
+            self.note(pin_threads(pid, others))
         time.sleep(WARMUP_S)
         start = time.time_ns()
         time.sleep(self.seconds)
         self.windows.append(Window(setup, rate, start, time.time_ns()))
+        (self.directory / 'windows.json').write_text(json.dumps([asdict(w) for w in self.windows]))
         if load is not None:
             self.churn_flag.unlink(missing_ok=True)
             load.popen.wait(CLOSE_WAIT_S)
@@ -311,6 +338,8 @@ class Run:
                 self.loads[(setup, rate)] = json.loads(summary.group(1))
             self.stop(load)
             self.camera_streaming(False)
+        for pid in pin:
+            self.note(pin_threads(pid, set(range(os.cpu_count()))))
 
     def run_rate(self, rate: int, setups: list[str]) -> dict:
         link = self.directory / f'ft_{rate}'
@@ -319,21 +348,31 @@ class Run:
         ros_probe = self.start(f'ros_probe_{rate}', 'bench.ft_probe', 'ros', '--out',
                                str(ros_out), '--max-seconds', '900', rt=PROBE_RT)
         ros_probe.wait_for_output('^probe ready', timeout=30)
+        floor_link = link.with_name(f'floor_{rate}')
+        floor_sim, floor_epoch, floor_period = self.start_sim(rate, floor_link,
+                                                              name=f'sim_floor_{rate}')
+        pty_out = self.directory / f'pty_{rate}.npz'
+        pty_probe = self.start(f'pty_probe_{rate}', 'bench.ft_probe', 'pty', '--port',
+                               str(floor_link), '--out', str(pty_out),
+                               '--max-seconds', '900', rt=PROBE_RT)
+        pty_probe.wait_for_output('^probe ready', timeout=30)
         ws_files = []
-        own = [s for s in setups if s in ('a', 'b', 'b_tuned')]
+        own = [s for s in setups if s in ('a', 'b', 'b_tuned', 'b_core')]
         if own:
             bridge = self.start_bridge()
             ws_probe, ws_out = self.start_ws_probe(rate, 'own')
             ws_files.append(ws_out)
             ft = None
+            tuned = None
             for setup in own:
-                tuned = setup == 'b_tuned'
-                if ft is None or tuned:
+                if ft is None or tuned != (setup in ('b_tuned', 'b_core')):
                     if ft is not None:
                         self.stop(ft)
+                    tuned = setup in ('b_tuned', 'b_core')
                     ft = self.start_ft(rate, link, tuned)
-                    self.wait_streaming()
-                self.measure(setup, rate, loaded=setup != 'a')
+                    self.wait_streaming(rate)
+                web = [bridge.pid, self.camera.pid] if setup == 'b_core' else []
+                self.measure(setup, rate, loaded=setup != 'a', pin=web)
             self.stop(ft)
             self.stop(ws_probe)
             self.stop(bridge)
@@ -342,13 +381,16 @@ class Run:
             bridge = self.start_bridge(embed=(link, rate, rt_priority))
             ws_probe, ws_out = self.start_ws_probe(rate, setup)
             ws_files.append(ws_out)
-            self.wait_streaming()
+            self.wait_streaming(rate)
             self.measure(setup, rate, loaded=setup != 'c_idle')
             self.stop(ws_probe)
             self.note(_gc_line(self.stop_and_read(bridge), setup, rate))
         self.stop(ros_probe)
         self.stop(sim)
-        return {'epoch_ns': epoch_ns, 'period_ns': period_ns, 'ros': ros_out, 'ws': ws_files}
+        self.stop(pty_probe)
+        self.stop(floor_sim)
+        return {'epoch_ns': epoch_ns, 'period_ns': period_ns, 'ros': ros_out, 'ws': ws_files,
+                'pty': (pty_out, floor_epoch, floor_period)}
 
     def stop_and_read(self, process) -> str:
         self.stop(process)
@@ -377,11 +419,15 @@ def evaluate(run_data: dict, windows: list[Window]) -> list[dict]:
         ws_parts = [_load(path) for path in data['ws']]
         ws = (np.concatenate([p[0] for p in ws_parts]) if ws_parts else np.zeros(0, np.int64),
               np.concatenate([p[1] for p in ws_parts]) if ws_parts else np.zeros(0, np.int64))
+        pty_path, pty_epoch, pty_period = data['pty']
+        pty = _load(pty_path)
         for window in [w for w in windows if w.rate == rate]:
-            for client, (arrival, counter), batch in (
-                    ('ros', ros, None), ('ws', ws, WRENCH_BATCH_MS * 1e6)):
-                result = analyse(arrival, counter, data['epoch_ns'], data['period_ns'],
-                                 window.start_ns, window.end_ns, batch)
+            for client, (arrival, counter), epoch, period, batch in (
+                    ('ros', ros, data['epoch_ns'], data['period_ns'], None),
+                    ('ws', ws, data['epoch_ns'], data['period_ns'], WRENCH_BATCH_MS * 1e6),
+                    ('pty floor', pty, pty_epoch, pty_period, None)):
+                result = analyse(arrival, counter, epoch, period, window.start_ns,
+                                 window.end_ns, batch)
                 rows.append({'setup': window.setup, 'rate': rate, 'client': client, **result})
     return rows
 
@@ -449,10 +495,15 @@ def plot_cdfs(rows: list[dict], directory: Path) -> list[Path]:
 
 
 def run(seconds: float, rates: list[int], setups: list[str], load: Load, rt: bool,
-        camera_size: tuple[int, int]) -> tuple[list[dict], list[str], dict]:
-    """Measure every set-up at every rate; return the rows, notes and load summaries."""
+        camera_size: tuple[int, int], keep: Path | None = None
+        ) -> tuple[list[dict], list[str], dict]:
+    """Measure every set-up at every rate; return the rows, notes and load summaries.
+
+    `keep`: a directory for the logs and raw records (else a temporary one).
+    """
     with tempfile.TemporaryDirectory(prefix='isolation_') as tmp:
-        directory = Path(tmp)
+        directory = keep or Path(tmp)
+        directory.mkdir(parents=True, exist_ok=True)
         bench = Run(directory, seconds, load, rt, camera_size)
         try:
             if any(s != 'a' and s != 'c_idle' for s in setups):
@@ -480,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--no-rt', action='store_true',
                         help='no SCHED_FIFO for the simulator and the measuring clients')
     parser.add_argument('--out', type=Path, help='write results.json and CDF plots here')
+    parser.add_argument('--keep', type=Path,
+                        help='keep process logs and raw records (.npz) in this directory')
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(',')]
     setups = args.setups.split(',')
@@ -491,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f'set-up {setup} not one of {", ".join(SETUPS)}')
     load = TINY_LOAD if args.tiny else Load()
     camera_size = (640, 480) if args.tiny else CAMERA_SIZE
-    rows, notes, loads = run(args.seconds, rates, setups, load, not args.no_rt, camera_size)
+    rows, notes, loads = run(args.seconds, rates, setups, load, not args.no_rt, camera_size,
+                             args.keep)
     print(f'isolation: {args.seconds:g} s per set-up, camera {camera_size[0]}x{camera_size[1]} '
           f'Mono8 30 fps, load {asdict(load)}, {os.cpu_count()} CPUs, '
           f'load average {os.getloadavg()[0]:.1f}')

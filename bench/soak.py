@@ -148,7 +148,8 @@ def lost_outside_kills(arrival_ns: np.ndarray, counter_mod: np.ndarray, epoch_ns
 
 
 class Soak:
-    def __init__(self, directory: Path, minutes: float, kill_every: float, seed: int) -> None:
+    def __init__(self, directory: Path, minutes: float, kill_every: float, seed: int,
+                 tuned: bool = False) -> None:
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
         from sensor_workers import paths, qos
@@ -170,6 +171,7 @@ class Soak:
                                            qos.LATCHED_EVENTS)
         self.config = yaml.safe_load(paths.config_file('sim.yaml').read_text())
         self.kills: list[dict] = []
+        self.tuned = tuned
         self.rss: Series = []
         self.note: str | None = None
 
@@ -214,6 +216,14 @@ class Soak:
         port = _free_port()
         self.config['ft']['ros__parameters'].update(port=str(link), sinc_length=FT_SINC)
         self.config['bridge']['ros__parameters'].update(port=port, max_clients=64)
+        if self.tuned:
+            # The manager's per-worker settings, and the worker's own for its read loop.
+            from bench.isolation import WORKER_RT
+
+            manager = self.config['manager']['ros__parameters']
+            manager.setdefault('ft', {}).update(rt_priority=WORKER_RT,
+                                                cpu_affinity=[os.cpu_count() - 1])
+            self.config['ft']['ros__parameters']['rt_priority'] = WORKER_RT
         config = self.directory / 'soak.yaml'
         config.write_text(yaml.safe_dump(self.config))
         probe_out = self.directory / 'ros.npz'
@@ -243,7 +253,8 @@ class Soak:
                 self.rss.append((now - started, sample_rss([cli.pid, sim.pid, probe.pid,
                                                             load.pid])))
                 next_rss += RSS_PERIOD_S
-            if now >= next_kill and now < started + self.duration_s - HEAL_TIMEOUT_S / 3:
+            quiet_tail = min(HEAL_TIMEOUT_S / 3, 0.3 * self.duration_s)  # no kill at the end
+            if now >= next_kill and now < started + self.duration_s - quiet_tail:
                 self.kill(self.rng.choice(['camera', 'ft']))
                 next_kill = time.monotonic() + self._interval()
             time.sleep(0.05)
@@ -268,7 +279,7 @@ class Soak:
             'events': self.event_counts(),
             'lost': lost, 'rss': growth(self.rss, warmup_s, min(60.0, 0.2 * self.duration_s)),
             'load': json.loads(load_summary.group(1)) if load_summary else None,
-            'rt_note': self.note,
+            'rt_note': self.note, 'tuned': self.tuned,
         }
 
     def event_counts(self) -> dict[str, int]:
@@ -350,7 +361,10 @@ def report(result: dict) -> tuple[str, bool]:
     healed = [k for k in kills if k['healed']]
     heal = sorted(k['heal_s'] for k in healed)
     lost = result['lost']
-    lines = [f'# Soak: {result["duration_s"] / 60:.1f} min, warm-up {result["warmup_s"]:.0f} s',
+    settings = ('F/T worker tuned: manager ft.rt_priority 50, ft.cpu_affinity [last CPU], ft '
+                'rt_priority 50' if result['tuned'] else 'shipped config/sim.yaml settings')
+    lines = [f'# Soak: {result["duration_s"] / 60:.1f} min, warm-up {result["warmup_s"]:.0f} s, '
+             f'{settings}',
              '', '| process | RSS after warm-up MB | RSS at the end MB | growth |',
              '|---|---|---|---|']
     too_much = []
@@ -394,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--kill-every', type=float, default=20.0,
                         help='mean seconds between two kills')
     parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--tuned', action='store_true',
+                        help="F/T worker with the manager's cpu_affinity/rt_priority settings")
     parser.add_argument('--out', type=Path, help='default: bench/results/<date>')
     args = parser.parse_args(argv)
     minutes = args.seconds / 60.0 if args.seconds is not None else args.minutes
@@ -403,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO / 'bench' / 'results' / f'{today:%Y-%m-%d}'
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='soak_') as tmp:
-        soak = Soak(Path(tmp), minutes, args.kill_every, args.seed)
+        soak = Soak(Path(tmp), minutes, args.kill_every, args.seed, args.tuned)
         try:
             result = soak.run()
         except (TimeoutError, RuntimeError) as error:
@@ -412,10 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             soak.close()
     text, ok = report(result)
-    plot_rss(soak.rss, out / 'soak_rss.png', result['warmup_s'])
-    (out / 'soak.md').write_text(text + '\n\n![RSS over time](soak_rss.png)\n')
+    name = 'soak_tuned' if args.tuned else 'soak'
+    plot_rss(soak.rss, out / f'{name}_rss.png', result['warmup_s'])
+    (out / f'{name}.md').write_text(text + f'\n\n![RSS over time]({name}_rss.png)\n')
     print(text)
-    print(f'\nreport: {out / "soak.md"}')
+    print(f'\nreport: {out / name}.md')
     return 0 if ok else 1
 
 

@@ -207,7 +207,7 @@ def write_report(out_dir: Path, started: datetime.datetime, args: argparse.Names
             'sample; jitter = |inter-arrival - period| (websocket: between batches, against '
             f'the {20} ms batch period); lost = samples due in the window never received. '
             f'{isolation["seconds"]:g} s per set-up; load: {json.dumps(isolation["load"])}, '
-            f'camera {isolation["camera"][0]}x{isolation["camera"][1]} Mono8 at 30 fps.',
+            f'camera {"x".join(map(str, isolation["camera"] or ["off"]))} (Mono8, 30 fps).',
             '',
             _isolation_table(isolation),
             '',

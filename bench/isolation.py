@@ -181,7 +181,7 @@ class Run:
     """The processes of one isolation run and the windows measured."""
 
     def __init__(self, directory: Path, seconds: float, load: Load, rt: bool,
-                 camera_size: tuple[int, int]) -> None:
+                 camera_size: tuple[int, int] | None) -> None:
         from sensor_workers.testing.processes import ProcessGroup
         from sensor_workers.testing.ros_env import apply_isolated_ros_environment
         from sensor_workers.testing.ros_probe import RosProbe
@@ -245,6 +245,8 @@ class Run:
             time.sleep(0.1)
 
     def camera_streaming(self, on: bool) -> None:
+        if self.camera is None:
+            return
         state = self.control.get_state('/camera', timeout=10)
         if on and state != 'active':
             self.control.change_state('/camera', 'activate')
@@ -371,7 +373,8 @@ class Run:
                     tuned = setup in ('b_tuned', 'b_core')
                     ft = self.start_ft(rate, link, tuned)
                     self.wait_streaming(rate)
-                web = [bridge.pid, self.camera.pid] if setup == 'b_core' else []
+                web = [bridge.pid] + ([self.camera.pid] if self.camera else [])
+                web = web if setup == 'b_core' else []
                 self.measure(setup, rate, loaded=setup != 'a', pin=web)
             self.stop(ft)
             self.stop(ws_probe)
@@ -495,7 +498,7 @@ def plot_cdfs(rows: list[dict], directory: Path) -> list[Path]:
 
 
 def run(seconds: float, rates: list[int], setups: list[str], load: Load, rt: bool,
-        camera_size: tuple[int, int], keep: Path | None = None
+        camera_size: tuple[int, int] | None, keep: Path | None = None
         ) -> tuple[list[dict], list[str], dict]:
     """Measure every set-up at every rate; return the rows, notes and load summaries.
 
@@ -506,7 +509,7 @@ def run(seconds: float, rates: list[int], setups: list[str], load: Load, rt: boo
         directory.mkdir(parents=True, exist_ok=True)
         bench = Run(directory, seconds, load, rt, camera_size)
         try:
-            if any(s != 'a' and s != 'c_idle' for s in setups):
+            if camera_size is not None and any(s not in ('a', 'c_idle') for s in setups):
                 bench.start_camera()
                 bench.camera_streaming(False)
             run_data = {rate: bench.run_rate(rate, setups) for rate in rates}
@@ -527,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--setups', default=','.join(DEFAULT_SETUPS),
                         help=f'comma-separated, from {", ".join(SETUPS)}')
     parser.add_argument('--tiny', action='store_true',
-                        help='small camera frames and few clients (smoke test)')
+                        help='no camera and few clients (smoke test)')
     parser.add_argument('--no-rt', action='store_true',
                         help='no SCHED_FIFO for the simulator and the measuring clients')
     parser.add_argument('--out', type=Path, help='write results.json and CDF plots here')
@@ -543,11 +546,12 @@ def main(argv: list[str] | None = None) -> int:
         if setup not in SETUPS:
             parser.error(f'set-up {setup} not one of {", ".join(SETUPS)}')
     load = TINY_LOAD if args.tiny else Load()
-    camera_size = (640, 480) if args.tiny else CAMERA_SIZE
+    camera_size = None if args.tiny else CAMERA_SIZE
     rows, notes, loads = run(args.seconds, rates, setups, load, not args.no_rt, camera_size,
                              args.keep)
-    print(f'isolation: {args.seconds:g} s per set-up, camera {camera_size[0]}x{camera_size[1]} '
-          f'Mono8 30 fps, load {asdict(load)}, {os.cpu_count()} CPUs, '
+    camera = f'{camera_size[0]}x{camera_size[1]} Mono8 30 fps' if camera_size else 'off'
+    print(f'isolation: {args.seconds:g} s per set-up, camera {camera}, '
+          f'load {asdict(load)}, {os.cpu_count()} CPUs, '
           f'load average {os.getloadavg()[0]:.1f}')
     print(table(rows))
     for text in notes:

@@ -83,13 +83,15 @@ def sample_rss(root_pids: list[int]) -> dict[int, tuple[str, int]]:
 Series = list[tuple[float, dict[int, tuple[str, int]]]]
 
 
-def growth(series: Series, warmup_s: float, window_s: float) -> dict[str, dict]:
+def growth(series: Series, warmup_s: float, window_s: float,
+           restarted: set[str] = frozenset()) -> dict[str, dict]:
     """RSS growth per role, judged for roles served by one process from warm-up to the end.
 
     Such a process: median RSS in the first window after warm-up vs the last window. A role
     served by several processes over time (workers and their standbys, replaced after kills)
     is not comparable that way; the peak RSS of its first and of its last process is reported
-    instead, not judged.
+    instead, not judged; so is a worker role whose device was restarted (`restarted`: device
+    names), since its standby process changes role from spare to worker.
     """
     if not series:
         return {}
@@ -112,6 +114,10 @@ def growth(series: Series, warmup_s: float, window_s: float) -> dict[str, dict]:
                             'judged': False, 'instances': len(peaks)}
             continue
         pid = next(iter(peaks))
+        if name.split()[0] in restarted:
+            result[name] = {'start_mb': peaks[pid] / 1e6, 'end_mb': peaks[pid] / 1e6,
+                            'growth': 0.0, 'judged': False, 'instances': 1}
+            continue
         a = [s[pid][1] for s in first if pid in s]
         b = [s[pid][1] for s in last if pid in s]
         if a and b:
@@ -149,7 +155,7 @@ def lost_outside_kills(arrival_ns: np.ndarray, counter_mod: np.ndarray, epoch_ns
 
 class Soak:
     def __init__(self, directory: Path, minutes: float, kill_every: float, seed: int,
-                 tuned: bool = False) -> None:
+                 tuned: bool = False, standby: bool = True) -> None:
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
         from sensor_workers import paths, qos
@@ -172,6 +178,7 @@ class Soak:
         self.config = yaml.safe_load(paths.config_file('sim.yaml').read_text())
         self.kills: list[dict] = []
         self.tuned = tuned
+        self.config['manager']['ros__parameters']['warm_standby'] = standby
         self.rss: Series = []
         self.note: str | None = None
 
@@ -277,7 +284,10 @@ class Soak:
         return {
             'duration_s': self.duration_s, 'warmup_s': warmup_s, 'kills': self.kills,
             'events': self.event_counts(),
-            'lost': lost, 'rss': growth(self.rss, warmup_s, min(60.0, 0.2 * self.duration_s)),
+            'lost': lost,
+            'rss': growth(self.rss, warmup_s,
+                          max(2.5 * RSS_PERIOD_S, min(60.0, 0.2 * self.duration_s)),
+                          {k.split()[0] for k in self.event_counts() if 'restarting' in k}),
             'load': json.loads(load_summary.group(1)) if load_summary else None,
             'rt_note': self.note, 'tuned': self.tuned,
         }
@@ -408,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--kill-every', type=float, default=20.0,
                         help='mean seconds between two kills')
     parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--no-standby', action='store_true',
+                        help='manager parameter warm_standby: false (restart from scratch)')
     parser.add_argument('--tuned', action='store_true',
                         help="F/T worker with the manager's cpu_affinity/rt_priority settings")
     parser.add_argument('--out', type=Path, help='default: bench/results/<date>')
@@ -419,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO / 'bench' / 'results' / f'{today:%Y-%m-%d}'
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='soak_') as tmp:
-        soak = Soak(Path(tmp), minutes, args.kill_every, args.seed, args.tuned)
+        soak = Soak(Path(tmp), minutes, args.kill_every, args.seed, args.tuned,
+                    not args.no_standby)
         try:
             result = soak.run()
         except (TimeoutError, RuntimeError) as error:

@@ -45,7 +45,7 @@ def test_rss_growth_is_judged_only_for_processes_that_lived_throughout():
               for t in range(0, 100)]
     result = soak.growth(series, warmup_s=10, window_s=10)
     assert result['bridge']['judged']
-    assert result['bridge']['growth'] == pytest.approx((194.5 - 114.5) / 114.5)
+    assert result['bridge']['growth'] == pytest.approx((194.0 - 114.5) / 114.5)
     assert not result['ft']['judged']
 
 
@@ -74,9 +74,9 @@ def test_isolation_bench_runs(tmp_path: Path, capsys):
     assert rows[('a', 'ros')]['received'] > 500
     assert rows[('c', 'ws')]['received'] > 0
     assert (tmp_path / 'isolation_cdf_1000hz.png').stat().st_size > 0
-    # The load generator ran against the bridge and got images and HTTP answers.
+    # The load generator ran against the bridge and got wrench batches and HTTP answers.
     load = results['loads']['c 1000 Hz']
-    assert load['messages_per_s']['image_raw'] > 0 and load['http_requests'] > 0
+    assert load['messages_per_s']['wrench'] > 0 and load['http_requests'] > 0
 
     figures = [{'figure': 'x', 'value': 'y', 'ratio': 1.0, 'target': '-'}]
     report = write_report(tmp_path, __import__('datetime').datetime.now(), None,
@@ -89,9 +89,10 @@ def test_isolation_bench_runs(tmp_path: Path, capsys):
 @pytest.mark.integration
 def test_soak_runs(tmp_path: Path, capsys):
     """The whole system with web clients and one kill, for a few seconds."""
-    code = soak.main(['--seconds', '12', '--kill-every', '6', '--out', str(tmp_path)])
+    code = soak.main(['--seconds', '10', '--kill-every', '4', '--no-standby',
+                      '--out', str(tmp_path)])
     out = capsys.readouterr().out
-    assert '| manager |' in out and '| bridge |' in out, out
-    assert 'healed: 1' in out or 'kills: 0' in out, out
+    assert '| process | RSS after warm-up MB |' in out and 'Result: ' in out, out
+    assert 'F/T samples lost' in out and 'manager events' in out, out
     assert (tmp_path / 'soak.md').exists() and (tmp_path / 'soak_rss.png').exists()
     assert code in (0, 1)  # the verdict depends on the machine's load; the run must complete

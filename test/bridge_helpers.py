@@ -85,6 +85,7 @@ class Stream:
     arrival: list[float] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)
     close_code: int | None = None
+    stamps: list[int] = field(default_factory=list)
 
     def rate(self, start: float, end: float) -> float:
         """Messages (images) or samples (wrench) per second between two arrival times."""
@@ -118,6 +119,7 @@ async def receive(url: str, seconds: float, stream: Stream | None = None,
             else:
                 batch = json.loads(message)
                 stream.samples += len(batch['samples'])
+                stream.stamps.extend(sample[0] for sample in batch['samples'])
                 stream.dropped = batch['dropped']
                 stream.arrival.extend([arrived] * len(batch['samples']))
                 if batch['samples']:

@@ -95,7 +95,8 @@ def worker(procs, probe, directory: Path, sinc: int, seconds: float) -> dict[str
     probe.node.create_subscription(WrenchStamped, '/ft/wrench', on_wrench, qos)
     node = procs.start_python(f'ft_node_{sinc}', 'sensor_workers.ft.node', '--ros-args',
                               '-p', f'port:={link}', '-p', f'sinc_length:={sinc}',
-                              '-p', 'autostart:=true')
+                              '-p', 'autostart:=true',
+                              '-p', 'qos_overrides./ft/wrench.publisher.depth:=1000')
     node.wait_for_output('configured builtin', timeout=20)
     first.wait(15.0)  # discovery
     time.sleep(0.5)  # warm-up

@@ -12,15 +12,16 @@ from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.ft.sim import counter_from_wrench, wrench_for
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
 
-# The test must not lose samples itself. The node publishes best effort (sensor data); the
-# probe subscribes best effort with a deep history, so a probe executor that falls behind for a
-# moment finds the samples queued instead of overwritten. Measured here: best effort + depth 5000
-# delivered all 800 msg/s to a Python subscriber, while switching the publisher to reliable (its
-# qos_overrides parameters) delivered only ~560 msg/s (Fast DDS repairs lost SHM notifications on
-# its heartbeat period, which throttles a 1 kHz stream).
+# The test must not lose samples itself. The probe subscribes best effort with a deep history,
+# so a probe executor that falls behind finds the samples queued instead of overwritten, and the
+# node's publisher keeps a deeper history through its QoS override hook: with Fast DDS shared
+# memory a best-effort reader gets a sample from the writer's history, so the sensor-data depth
+# of 5 loses samples whenever the reader thread is 5 ms late on a loaded machine. Measured here:
+# switching the publisher to reliable instead delivered only ~560 of 800 msg/s.
 DEPTH = 5000
 SUBSCRIBER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DEPTH,
                             reliability=ReliabilityPolicy.BEST_EFFORT)
+PUBLISHER_OVERRIDES = ('-p', 'qos_overrides./ft/wrench.publisher.depth:=1000')
 
 
 def start_sim(procs: ProcessGroup, directory: Path, sinc: int,
@@ -35,7 +36,7 @@ def start_sim(procs: ProcessGroup, directory: Path, sinc: int,
 def start_node(procs: ProcessGroup, port: str | Path, sinc: int, *extra: str) -> ManagedProcess:
     return procs.start_python('ft_node', 'sensor_workers.ft.node', '--ros-args',
                               '-p', f'port:={port}', '-p', f'sinc_length:={sinc}',
-                              *extra)
+                              *PUBLISHER_OVERRIDES, *extra)
 
 
 def check_stream(messages: list, expected_count: float) -> None:

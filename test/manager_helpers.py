@@ -26,9 +26,9 @@ def available_devices() -> list[str]:
 
 def write_config(directory: Path, manager: Mapping[str, Any],
                  sections: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
-    """Write sim.yaml with the manager section replaced and extra node sections added."""
+    """Write sim.yaml with manager parameters overridden and node sections added or replaced."""
     config = yaml.safe_load(paths.config_file('sim.yaml').read_text())
-    config['manager'] = {'ros__parameters': dict(manager)}
+    config['manager']['ros__parameters'].update(manager)
     for name, values in (sections or {}).items():
         config[name] = {'ros__parameters': dict(values)}
     path = directory / 'manager_test.yaml'

@@ -4,11 +4,20 @@ from collections.abc import Iterator
 import signal
 import time
 
-from ft_helpers import SUBSCRIBER_QOS, check_stream, start_node, start_sim, wait_until
+from ft_helpers import (
+    SUBSCRIBER_QOS,
+    check_stream,
+    counters,
+    start_node,
+    start_sim,
+    wait_until,
+    wrench_tuple,
+)
 from geometry_msgs.msg import WrenchStamped
 import psutil
 import pytest
 
+from sensor_workers.ft.sim import wrench_for
 from sensor_workers.testing.ros_probe import RosProbe
 
 pytestmark = pytest.mark.integration
@@ -55,7 +64,15 @@ def test_bota_driver_backend_streams_800hz(procs, fast_probe, tmp_path):
     wait_until(lambda: wrench.count() > 100, 10, 'first samples')
     wrench.clear()
     time.sleep(2.0)
-    check_stream(wrench.snapshot()[0], 1600)
+    messages = wrench.snapshot()[0]
+    seen = counters(messages)
+    # Under load the official driver may skip frames itself ("reading function called too
+    # slow"): allow a few, but no duplicates, no reordering, and exact values.
+    assert len(seen) >= 1200  # 2 s at 800 Hz, minus what the probe has not processed yet
+    assert all(b > a for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-1] - seen[0] + 1 - len(seen) <= 0.02 * len(seen)
+    for counter, msg in zip(seen, messages, strict=True):
+        assert wrench_tuple(msg) == wrench_for(counter)
 
 
 def test_autostart_with_the_builtin_simulator(procs, probe):

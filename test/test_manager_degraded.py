@@ -5,13 +5,15 @@ Then SIGTERM to the manager: every worker deactivated and stopped, no process le
 
 import re
 import signal
+import statistics
 import time
 
-from ft_helpers import SUBSCRIBER_QOS, counters
-from geometry_msgs.msg import WrenchStamped
+from diagnostic_msgs.msg import DiagnosticStatus
 from manager_helpers import Watch, descendants, gone, start_manager, wait_until, write_config
 import pytest
 
+from sensor_workers import qos
+from sensor_workers.diagnostics import status_values
 from sensor_workers.testing.ros_probe import RosProbe
 
 pytestmark = pytest.mark.integration
@@ -23,7 +25,7 @@ def test_unopenable_device_degrades_alone_and_sigterm_leaves_nothing(procs, tmp_
     probe = RosProbe('degraded_probe', threads=1)
     try:
         watch = Watch.attach(probe)
-        wrench = probe.collect(WrenchStamped, '/ft/wrench', SUBSCRIBER_QOS)
+        heartbeats = probe.collect(DiagnosticStatus, '/ft/heartbeat', qos.HEARTBEAT)
         config = write_config(tmp_path, {
             'devices': ['ft', 'ft_bad'],
             # Longer than the 300 ms default: this test is about the failing worker, and on a
@@ -72,22 +74,17 @@ def test_unopenable_device_degrades_alone_and_sigterm_leaves_nothing(procs, tmp_
                 failed_at = None
         assert checked >= 3
 
-        # The healthy worker never noticed: its rate and its samples intact throughout.
-        messages, arrival = wrench.snapshot()
-        window = [(m, t) for m, t in zip(messages, arrival, strict=True)
-                  if healthy_from + 0.5 <= t <= degraded_at]
+        # The healthy worker never noticed: its own rate (from its heartbeats, not what a busy
+        # test process manages to receive) stayed at the sensor's rate, and it was never restarted.
         assert watch.state('ft')['state'] == 'active'
         assert watch.state('ft')['restarts'] == '0'
-        seen = counters([m for m, _ in window])
-        # The worker's own publishing rate, from its stamps (the probe may lag behind under load).
-        stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m, _ in window]
-        span = stamps[-1] - stamps[0]
-        rate = (len(window) - 1) / span
-        missing = (seen[-1] - seen[0] + 1 - len(seen)) / (seen[-1] - seen[0] + 1)
-        print(f'healthy ft over {span:.1f} s while ft_bad failed: {rate:.0f} msg/s '
-              f'({FT_RATE_HZ:.0f} nominal), {missing:.2%} missing')
-        assert rate > 0.8 * FT_RATE_HZ
-        assert missing < 0.1
+        beats, arrival = heartbeats.snapshot()
+        rates = [float(status_values(b)['rate_hz']) for b, t in zip(beats, arrival, strict=True)
+                 if healthy_from + 0.5 <= t <= degraded_at]
+        assert len(rates) >= 10
+        print(f'healthy ft while ft_bad failed: rate_hz median {statistics.median(rates):.0f}, '
+              f'min {min(rates):.0f} ({FT_RATE_HZ:.0f} nominal, {len(rates)} heartbeats)')
+        assert statistics.median(rates) > 0.8 * FT_RATE_HZ
 
         # SIGTERM: workers deactivated and stopped (exit 0 is no crash), nothing left behind.
         children = descendants(manager.pid)

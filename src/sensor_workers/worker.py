@@ -69,11 +69,17 @@ class WorkerNode(LifecycleNode):
             self.get_logger().error('autostart: activate failed; staying inactive')
 
 
-def run_worker(node_factory: Callable[[], WorkerNode], args: list[str] | None = None) -> None:
-    """Spin a worker until SIGINT/SIGTERM, then release its hardware (the Jazzy idiom)."""
+def run_worker(
+    node_factory: Callable[[], WorkerNode], args: list[str] | None = None, *, init: bool = True
+) -> None:
+    """Spin a worker until SIGINT/SIGTERM, then release its hardware (the Jazzy idiom).
+
+    `init=False`: rclpy is initialized already (the manager's warm standby did it).
+    """
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    rclpy.init(args=args)
+    if init:
+        rclpy.init(args=args)
     node = None
     try:
         node = node_factory()

@@ -30,6 +30,7 @@ from std_srvs.srv import Trigger
 
 from sensor_workers import paths, qos
 from sensor_workers.diagnostics import make_status, status_values
+from sensor_workers.lifetime import die_with_parent
 from sensor_workers.manager.policy import Event, PolicyConfig, RestartPolicy
 from sensor_workers.manager.process import Spawner, WorkerProcess, WorkerSpec, parse_env
 from sensor_workers.manager.states import ERROR, STATE_LEVELS, Action, DeviceState
@@ -45,6 +46,8 @@ PROBE_PERIOD_S = 0.05
 FIRST_BEAT_GRACE_S = 1.0
 # On a graceful stop, how long to wait for `deactivate` before SIGTERM.
 DEACTIVATE_TIMEOUT_S = 0.5
+# A warm standby is started once the device has been active this long (not while it starts).
+STANDBY_AFTER_S = 1.0
 
 
 class Device:
@@ -55,6 +58,9 @@ class Device:
         self.spec = spec
         self.policy = policy
         self.process: WorkerProcess | None = None
+        # A warm standby ready to take over (standby.py), and whether one is being spawned.
+        self.standby: WorkerProcess | None = None
+        self.standby_pending = False
         # Incremented per spawn; exits and answers of an older generation are ignored.
         self.generation = 0
         self.exit_code: int | None = None
@@ -87,6 +93,10 @@ class Device:
 
     def process_gone(self) -> bool:
         return self.process is None or not self.process.alive()
+
+    def all_gone(self) -> bool:
+        return (self.process_gone() and not self.standby_pending
+                and (self.standby is None or not self.standby.alive()))
 
     def reset_runtime(self) -> None:
         self.process = None
@@ -180,6 +190,9 @@ class ManagerNode(LifecycleNode):
                 float_range=(0.1, 86400.0))
         declare(self, 'kill_timeout_ms', 500,
                 'After a failure: SIGTERM, then SIGKILL after this long.', int_range=(0, 60000))
+        declare(self, 'warm_standby', True,
+                'Keep a spare worker process per active device, imported and discovered, to '
+                'take over at once after a failure.', read_only=True)
         declare(self, 'stop_timeout_ms', 3000,
                 'On a requested stop: SIGTERM, then SIGKILL after this long.',
                 int_range=(0, 60000))
@@ -291,7 +304,7 @@ class ManagerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        if any(not device.process_gone() for device in self._devices.values()):
+        if any(not device.all_gone() for device in self._devices.values()):
             self.get_logger().error('cleanup refused: worker processes are still stopping')
             return TransitionCallbackReturn.FAILURE
         for device in self._devices.values():
@@ -316,10 +329,11 @@ class ManagerNode(LifecycleNode):
         now = time.monotonic()
         for device in self._devices.values():
             self._apply(device, device.policy.request_stop(now))
+            self._drop_standby(device)
         self._check_stopped()
 
     def _check_stopped(self) -> None:
-        if self._stopping and all(d.process_gone() for d in self._devices.values()):
+        if self._stopping and all(d.all_gone() for d in self._devices.values()):
             self.all_stopped.set()
 
     # Inputs from other threads
@@ -339,6 +353,10 @@ class ManagerNode(LifecycleNode):
                 self._on_exit(*args)
             elif kind == 'spawned':
                 self._on_spawned(*args)
+            elif kind == 'standby_spawned':
+                self._on_standby_spawned(*args)
+            elif kind == 'standby_exit':
+                self._on_standby_exit(*args)
             elif kind == 'shutdown':
                 self._stop_all()
 
@@ -355,9 +373,16 @@ class ManagerNode(LifecycleNode):
         self._publish_events(device, device.policy.drain_events())
 
     def _spawn(self, device: Device) -> None:
+        standby, device.standby = device.standby, None
         device.reset_runtime()
         device.generation += 1
         generation = device.generation
+        if standby is not None and standby.alive() and standby.go():
+            device.process = standby
+            self.get_logger().info(f'{device.name}: standby pid {standby.pid} takes over')
+            device.step = 'probe'
+            device.next_probe_at = time.monotonic()
+            return
 
         def on_exit(process: WorkerProcess, code: int) -> None:
             self._post(('exit', device, generation, process, code, time.monotonic()))
@@ -407,6 +432,52 @@ class ManagerNode(LifecycleNode):
         self._check_stopped()
         self._publish_states()
 
+    # Warm standbys
+
+    def _ensure_standby(self, device: Device, now: float) -> None:
+        if (not self.get_parameter('warm_standby').value or device.standby is not None
+                or device.standby_pending or device.policy.phase is not DeviceState.ACTIVE
+                or now - device.active_at < STANDBY_AFTER_S):
+            return
+        device.standby_pending = True
+
+        def on_exit(process: WorkerProcess, code: int) -> None:
+            self._post(('standby_exit', device, process, code, time.monotonic()))
+
+        future = self._spawner.spawn(device.spec, on_exit, standby=True)
+        future.add_done_callback(lambda f: self._post(('standby_spawned', device, f)))
+
+    def _on_standby_spawned(self, device: Device, future) -> None:
+        device.standby_pending = False
+        try:
+            process, _ = future.result()
+        except OSError as error:
+            self.get_logger().warning(f'{device.name}: no warm standby: {error}')
+            return
+        if self._stopping:
+            process.close_stdin()
+            process.terminate(self.get_parameter('stop_timeout_ms').value / 1000.0)
+        else:
+            device.standby = process
+        self._check_stopped()
+
+    def _on_standby_exit(
+        self, device: Device, process: WorkerProcess, code: int, when: float
+    ) -> None:
+        if process is device.process:  # a standby that took over: a worker like any other
+            self._on_exit(device, device.generation, process, code, when)
+        elif process is device.standby:
+            device.standby = None
+            if not self._stopping:
+                self.get_logger().warning(
+                    f'{device.name}: warm standby pid {process.pid} exited with code {code}')
+        self._check_stopped()
+
+    def _drop_standby(self, device: Device) -> None:
+        if device.standby is not None:
+            device.standby.close_stdin()
+            device.standby.terminate(self.get_parameter('stop_timeout_ms').value / 1000.0)
+
     def _terminate(self, device: Device, grace_s: float) -> None:
         device.step = ''
         device.terminate_at = None
@@ -446,6 +517,7 @@ class ManagerNode(LifecycleNode):
             return
         device.drop_probes()
         label = future.result().current_state.label
+        self.get_logger().debug(f'{device.name}: pid {device.pid} answers, {label}')
         if label == 'unconfigured':
             self._change_state(device, 'configure')
         elif label == 'inactive':
@@ -554,6 +626,7 @@ class ManagerNode(LifecycleNode):
                 self._probe(device, now)
             self._watch(device, now)
             self._apply(device, device.policy.transition(now))
+            self._ensure_standby(device, now)
         self._check_stopped()
         signature = tuple(self._signature(d) for d in self._devices.values())
         if signature != self._last_signature:
@@ -628,6 +701,7 @@ def params_file_in(args: Sequence[str]) -> Path | None:
 
 def main(args: list[str] | None = None) -> None:
     """Run the manager until SIGINT/SIGTERM, then stop every worker before exiting."""
+    die_with_parent()  # when started by `sensor-workers up`
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     args = sys.argv if args is None else args
     # Our own signal handling: on SIGINT/SIGTERM the workers must still be deactivated over
@@ -658,7 +732,9 @@ def main(args: list[str] | None = None) -> None:
         if not node.all_stopped.wait(timeout):
             node.get_logger().error('workers did not stop in time')
     finally:
+        # The executor thread must be out of rclpy before the node and context go away.
         executor.shutdown(timeout_sec=1.0)
+        spinner.join(timeout=2.0)
         node.close()
         node.destroy_node()
         rclpy.try_shutdown()

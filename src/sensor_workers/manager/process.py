@@ -9,6 +9,8 @@ No ROS here. Three rules shape this module:
   PR_SET_PDEATHSIG. That signal fires when the *thread* that spawned the child ends, so every
   child is spawned from one long-lived thread (`Spawner`), not from a worker pool or a timer.
 - A process exit is noticed at once: a reaper thread per child blocks in `wait()`.
+- Each worker gets its own process group, so a Ctrl-C in the manager's terminal reaches only
+  the manager, which then stops the workers in order (an early SIGINT would look like a crash).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -50,8 +52,10 @@ class WorkerSpec:
     # SCHED_FIFO priority 1-99 (0: normal scheduling; takes precedence over `nice`).
     rt_priority: int = 0
 
-    def command(self) -> list[str]:
-        cmd = [sys.executable, '-m', self.module, '--ros-args', '-r', f'__node:={self.name}']
+    def command(self, standby: bool = False) -> list[str]:
+        """Return the worker's command line; `standby`: a warm standby of it (standby.py)."""
+        launcher = ['sensor_workers.manager.standby', self.module] if standby else [self.module]
+        cmd = [sys.executable, '-m', *launcher, '--ros-args', '-r', f'__node:={self.name}']
         if self.params_file is not None:
             cmd += ['--params-file', str(self.params_file)]
         for key, value in self.parameters.items():
@@ -146,6 +150,23 @@ class WorkerProcess:
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
 
+    def go(self) -> bool:
+        """Tell a warm standby to take over; return False if it is not listening any more."""
+        try:
+            self.popen.stdin.write(b'go\n')
+            self.popen.stdin.close()
+        except (AttributeError, OSError, ValueError):
+            return False
+        return True
+
+    def close_stdin(self) -> None:
+        """End a waiting standby (end of input)."""
+        if self.popen.stdin is not None:
+            try:
+                self.popen.stdin.close()
+            except OSError:
+                pass
+
     def stopped(self) -> bool:
         """Return whether the process is stopped by a signal (state T in /proc)."""
         try:
@@ -184,11 +205,14 @@ class Spawner:
         self._thread.start()
 
     def spawn(
-        self, spec: WorkerSpec, on_exit: Callable[[WorkerProcess, int], None]
+        self,
+        spec: WorkerSpec,
+        on_exit: Callable[[WorkerProcess, int], None],
+        standby: bool = False,
     ) -> Future:
-        """Start a worker; the future gives (WorkerProcess, warnings) or the OSError."""
+        """Start a worker (or its warm standby); the future gives (WorkerProcess, warnings)."""
         future: Future = Future()
-        self._requests.put((spec, on_exit, future))
+        self._requests.put((spec, on_exit, standby, future))
         return future
 
     def close(self) -> None:
@@ -198,11 +222,12 @@ class Spawner:
 
     def _run(self) -> None:
         while (request := self._requests.get()) is not None:
-            spec, on_exit, future = request
+            spec, on_exit, standby, future = request
             try:
                 popen = subprocess.Popen(  # noqa: S603 our own interpreter and module
-                    spec.command(), env=spec.environment(), stdin=subprocess.DEVNULL,
-                    close_fds=True)
+                    spec.command(standby), env=spec.environment(),
+                    stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
+                    close_fds=True, process_group=0)
             except OSError as error:
                 future.set_exception(error)
                 continue

@@ -1,0 +1,173 @@
+"""Recovery of the manager: kill -9 each worker N times and time what follows.
+
+Per device it prints, over the kills, p50/p99/max of
+- detection: kill -> the manager's `exited` event received on /safety/worker_events;
+- back: kill -> the first data message of the new process (stamped after the kill) received.
+
+    python -m bench.recovery [--kills 20] [--seconds S] [--devices camera ft] [--no-standby]
+"""
+
+import argparse
+from collections.abc import Sequence
+import importlib.util
+import os
+from pathlib import Path
+import signal
+import statistics
+import sys
+import tempfile
+import time
+
+from sensor_workers.testing.ros_env import apply_isolated_ros_environment
+
+ENV = apply_isolated_ros_environment()  # before any DDS participant exists
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+import yaml  # noqa: E402
+
+from sensor_workers import paths, qos  # noqa: E402
+from sensor_workers.diagnostics import status_values  # noqa: E402
+from sensor_workers.testing.processes import ProcessGroup  # noqa: E402
+from sensor_workers.testing.ros_probe import Received, RosProbe  # noqa: E402
+
+TOPICS = {'ft': ('/ft/wrench', WrenchStamped), 'camera': ('/camera/image_raw', Image)}
+# Between kills the device runs this long, longer than the backoff reset, so every kill is a
+# "first failure" (initial delay), as in production where crashes are rare.
+SETTLE_S = 1.5
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.002)
+    raise TimeoutError(f'timed out after {timeout:g} s waiting for {what}')
+
+
+class Bench:
+    def __init__(self, devices: list[str], directory: Path, standby: bool = True) -> None:
+        self.devices = devices
+        self.procs = ProcessGroup(directory, ENV)
+        self.probe = RosProbe('recovery_bench', threads=1)
+        self.states = self.probe.collect(DiagnosticArray, '/manager/device_states', qos.LATCHED)
+        self.events = self.probe.collect(DiagnosticStatus, '/safety/worker_events',
+                                         qos.LATCHED_EVENTS)
+        self.data: dict[str, Received] = {
+            d: self.probe.collect(TOPICS[d][1], TOPICS[d][0], qos.SENSOR_DATA) for d in devices}
+        config = yaml.safe_load(paths.config_file('sim.yaml').read_text())
+        config['manager']['ros__parameters'].update({
+            'devices': devices, 'restart_backoff_reset_s': 1.0,
+            'degraded_after_failures': 1000, 'warm_standby': standby})
+        config_path = directory / 'recovery.yaml'
+        config_path.write_text(yaml.safe_dump(config))
+        self.manager = self.procs.start_python(
+            'manager', 'sensor_workers.manager.node', '--ros-args', '--params-file',
+            str(config_path))
+
+    def close(self) -> None:
+        self.probe.close()
+        self.procs.stop_all()
+
+    def state(self, device: str) -> dict[str, str]:
+        messages, _ = self.states.snapshot()
+        for message in reversed(messages):
+            for status in message.status:
+                if status.name == device:
+                    return status_values(status)
+        return {}
+
+    def flowing(self, device: str, since: float) -> bool:
+        _, arrival = self.data[device].snapshot()
+        return len(arrival) >= 3 and arrival[-3] > since
+
+    def kill_once(self, device: str) -> tuple[float, float]:
+        wait_for(lambda: self.state(device).get('state') == 'active'
+                 and self.flowing(device, time.monotonic() - 0.3), 60, f'{device} running')
+        pid = int(self.state(device)['pid'])
+        self.data[device].clear()
+        killed_ns = time.time_ns()
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+
+        def exited():
+            messages, arrival = self.events.snapshot()
+            for message, t in zip(messages, arrival, strict=True):
+                values = status_values(message)
+                if (message.name == device and values['event'] == 'exited'
+                        and values['pid'] == str(pid)):
+                    return t
+            return None
+
+        def first_new():
+            messages, arrival = self.data[device].snapshot()
+            for message, t in zip(messages, arrival, strict=True):
+                stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
+                if stamp > killed_ns:
+                    return t
+            return None
+
+        detected = wait_for(exited, 10, f'{device} exited event')
+        back = wait_for(first_new, 30, f'{device} data from the new process')
+        return detected - killed, back - killed
+
+    def run(self, kills: int, seconds: float | None) -> dict[str, list[tuple[float, float]]]:
+        wait_for(lambda: all(self.state(d).get('state') == 'active' for d in self.devices), 90,
+                 'devices active')
+        results: dict[str, list[tuple[float, float]]] = {d: [] for d in self.devices}
+        deadline = None if seconds is None else time.monotonic() + seconds
+        for _ in range(kills):
+            for device in self.devices:
+                results[device].append(self.kill_once(device))
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(SETTLE_S)
+        return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--kills', type=int, default=20, help='kills per device')
+    parser.add_argument('--seconds', type=float, default=None,
+                        help='stop killing after this long (at least one kill per device)')
+    available = [d for d in TOPICS if importlib.util.find_spec(f'sensor_workers.{d}')
+                 and importlib.util.find_spec(f'sensor_workers.{d}.node')]
+    parser.add_argument('--devices', nargs='+', default=available, choices=list(TOPICS))
+    parser.add_argument('--no-standby', action='store_true',
+                        help='restart from scratch (manager parameter warm_standby: false)')
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix='recovery_') as directory:
+        bench = Bench(args.devices, Path(directory), standby=not args.no_standby)
+        try:
+            results = bench.run(args.kills, args.seconds)
+        except TimeoutError as error:
+            print(f'recovery bench failed: {error}\n{bench.manager.tail(40)}', file=sys.stderr)
+            return 1
+        finally:
+            bench.close()
+    print(f'recovery after kill -9, warm standby {"off" if args.no_standby else "on"} '
+          f'(ROS_DOMAIN_ID={ENV["ROS_DOMAIN_ID"]}, '
+          f'{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})')
+    print(f'{"device":8} {"kills":>5}  {"detection ms p50/p99/max":>26}  '
+          f'{"kill -> first new message ms p50/p99/max":>42}')
+    for device, samples in results.items():
+        detection = [d * 1000 for d, _ in samples]
+        back = [b * 1000 for _, b in samples]
+        print(f'{device:8} {len(samples):5d}  '
+              f'{statistics.median(detection):8.0f} {percentile(detection, 0.99):8.0f} '
+              f'{max(detection):8.0f}  '
+              f'{statistics.median(back):13.0f} {percentile(back, 0.99):13.0f} '
+              f'{max(back):13.0f}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

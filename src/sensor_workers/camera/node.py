@@ -1,0 +1,501 @@
+"""The `camera` worker: a Basler camera grabbed in its own thread, published as sensor_msgs/Image.
+
+configure opens the camera and applies the parameters; activate starts free-run grabbing in a
+dedicated thread that publishes Image and CameraInfo itself; deactivate stops it; cleanup
+closes the camera. Everything that touches the camera while the grab thread runs (parameter
+changes, fault injection) is handed to that thread and executed between two frames.
+
+Frame accounting, so that lost frames show: `frames_grabbed` counts good buffers from the
+camera, `frames_published` the Image messages sent (the heartbeat's `samples`), `failed_grabs`
+incomplete buffers, `camera_skipped` gaps in the camera's own frame counter (pylon's
+ImageNumber: frames the camera produced that never reached us). A subscriber compares the
+number of images it received with `frames_published` over the same window (e.g. between a
+deactivate and an activate) to find transport losses.
+"""
+
+from concurrent.futures import Future
+from dataclasses import replace
+import queue
+import threading
+import time
+from typing import Any
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import Trigger
+
+from sensor_workers import qos
+from sensor_workers.camera import calibration
+from sensor_workers.camera.basler import (
+    ENCODINGS,
+    BaslerCamera,
+    CameraError,
+    CameraRemoved,
+    Frame,
+    Settings,
+)
+from sensor_workers.camera.recorder import Record, Recorder
+from sensor_workers.camera.timestamps import TimestampMapper
+from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
+from sensor_workers.params import accepted, declare, refused
+from sensor_workers.worker import WorkerNode, run_worker
+
+WAKE_MS = 50  # the grab loop wakes at least this often, frame or not
+FAILURES_BEFORE_RECONNECT = 10  # consecutive failed buffers / timeouts that mean "device lost"
+RECONNECT_PERIOD_S = 1.0
+FAILED_BUFFERS_PER_REQUEST = 5  # ~/emulator/fail_buffers
+REQUEST_TIMEOUT_S = 10.0
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+
+
+def _image_kwargs() -> dict[str, Any]:
+    """Let Image adopt an array.array for `data` without copying it (Jazzy: check_fields)."""
+    try:
+        Image(check_fields=True)
+    except (AssertionError, TypeError):  # Humble: no such argument, and no copy anyway
+        return {}
+    return {'check_fields': True}
+
+
+class CameraNode(WorkerNode):
+    """Lifecycle node `camera`; see the module docstring and docs/camera.md."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('camera', **kwargs)
+        self._serial: str = declare(
+            self, 'serial_number', '', "Camera to open; '' = the first one found.",
+            read_only=True)
+        self._emulate: bool = declare(
+            self, 'emulate', False, "Use pypylon's camera emulator (PYLON_CAMEMU).",
+            read_only=True)
+        self._frame_id: str = declare(self, 'frame_id', 'camera_optical_frame',
+                                      'header.frame_id of images and camera info.')
+        self._camera_name: str = declare(self, 'camera_name', 'camera',
+                                         'Name of the camera (calibration files, recordings).')
+        self._info_url: str = declare(
+            self, 'camera_info_url', '',
+            "Calibration YAML: file:///path, package://pkg/path or a path; '' = none.")
+        defaults = Settings()
+        self._settings = Settings(
+            frame_rate=declare(self, 'frame_rate', defaults.frame_rate,
+                               'Frames per second; 0 = as fast as the camera can '
+                               '(checked against the camera).', float_range=(0.0, 100000.0)),
+            exposure_us=declare(self, 'exposure_us', defaults.exposure_us,
+                                'Exposure time in microseconds (checked against the camera).',
+                                float_range=(0.0, 1e9)),
+            gain_db=declare(self, 'gain_db', defaults.gain_db,
+                            'Gain in dB (checked against the camera).',
+                            float_range=(-100.0, 100.0)),
+            pixel_format=declare(self, 'pixel_format', defaults.pixel_format,
+                                 'pylon pixel format, e.g. Mono8, Mono12, RGB8, BGR8, BayerRG8 '
+                                 '(restarts grabbing).', choices=tuple(ENCODINGS)),
+            width=declare(self, 'width', defaults.width,
+                          'ROI width; 0 = as wide as offset_x allows (restarts grabbing).',
+                          int_range=(0, 1 << 16)),
+            height=declare(self, 'height', defaults.height,
+                           'ROI height; 0 = as high as offset_y allows (restarts grabbing).',
+                           int_range=(0, 1 << 16)),
+            offset_x=declare(self, 'offset_x', defaults.offset_x, 'ROI left edge.',
+                             int_range=(0, 1 << 16)),
+            offset_y=declare(self, 'offset_y', defaults.offset_y, 'ROI top edge.',
+                             int_range=(0, 1 << 16)),
+        )
+        self._grab_timeout_ms: int = declare(
+            self, 'grab_timeout_ms', 1000,
+            'No frame for this long (at least 2 frame periods plus the exposure) counts as a '
+            'failed grab; 10 failures in a row mean the camera is lost and gets reconnected.',
+            int_range=(10, 600000))
+        self._recording_dir: str = declare(self, 'recording_dir', '~/.ros/recordings',
+                                           'Directory of the MCAP files of ~/start_recording.')
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._image_kwargs = _image_kwargs()
+        self._image_pub = self.create_lifecycle_publisher(
+            Image, '~/image_raw', qos.SENSOR_DATA, qos_overriding_options=qos.overridable())
+        self._info_pub = self.create_lifecycle_publisher(
+            CameraInfo, '~/camera_info', qos.SENSOR_DATA,
+            qos_overriding_options=qos.overridable())
+        self.create_service(Trigger, '~/start_recording', self._start_recording)
+        self.create_service(Trigger, '~/stop_recording', self._stop_recording)
+        if self._emulate:
+            self.create_service(Trigger, '~/emulator/fail_buffers', self._emulate_failed_buffers)
+            self.create_service(Trigger, '~/emulator/unplug', self._emulate_removal)
+
+        self._calibration = calibration.Calibration()
+        self._camera: BaslerCamera | None = None
+        self._recorder = Recorder(serialize_message)
+        self._timestamps = TimestampMapper()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._state = 'unconfigured'
+        self._lost_reason = ''
+        self._next_reconnect = 0.0
+        self._last_image_number = 0
+        # Counters (written by the grab thread only).
+        self.frames_grabbed = 0
+        self.frames_published = 0
+        self.failed_grabs = 0
+        self.grab_timeouts = 0
+        self.camera_skipped = 0
+        self.reconnects = 0
+
+    # Lifecycle
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._calibration = self._load_calibration(self._info_url)
+            camera = BaslerCamera(self._serial, self._emulate)
+            camera.open(self._settings)
+        except CameraError as error:
+            self.get_logger().error(f'configure: {error}')
+            return TransitionCallbackReturn.FAILURE
+        except Exception as error:  # noqa: BLE001 one line with the reason, stay unconfigured
+            self.get_logger().error(f'configure: unexpected {type(error).__name__}: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self._camera = camera
+        self._timestamps = TimestampMapper(tick_ns=camera.tick_ns)
+        self._state = 'connected'
+        self.get_logger().info(f'opened {camera.model} {camera.serial}: {camera.readback}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        camera = self._camera
+        try:
+            assert camera is not None
+            if not camera.is_open:
+                camera.open(self._settings)
+            camera.start()
+        except (AssertionError, CameraError) as error:
+            self.get_logger().error(f'activate: cannot start grabbing: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self._state = 'grabbing'
+        self._last_image_number = 0
+        self.heartbeat.reset()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._grab_loop, name='grab', daemon=True)
+        self._thread.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_grab_thread()
+        if self._camera is not None:
+            self._camera.stop()
+        self._state = 'connected' if self._camera and self._camera.is_open else 'lost'
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.release_hardware()
+        self._camera = None
+        self._state = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.release_hardware()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release_hardware(self) -> None:
+        self._stop_grab_thread()
+        self._finish_recording()
+        if self._camera is not None:
+            self._camera.close()
+
+    def _stop_grab_thread(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join()
+        self._run_requests()  # anything that arrived while it was stopping
+
+    # The grab loop
+
+    def _grab_loop(self) -> None:
+        camera = self._camera
+        assert camera is not None
+        failures = 0
+        last_frame = time.monotonic()
+        while not self._stop.is_set():
+            self._run_requests()
+            if self._state == 'lost':
+                self._beat(ERROR, f'camera lost ({self._lost_reason}); reconnecting')
+                if time.monotonic() >= self._next_reconnect:
+                    self._reconnect(camera)
+                    failures, last_frame = 0, time.monotonic()
+                else:
+                    self._stop.wait(WAKE_MS / 1000)
+                continue
+            try:
+                frame = camera.grab(WAKE_MS)
+            except CameraRemoved as error:
+                self._lose(camera, str(error))
+                continue
+            except CameraError as error:
+                self.failed_grabs += 1
+                failures += 1
+                frame = None
+                self.get_logger().warning(str(error), throttle_duration_sec=1.0)
+            now = time.monotonic()
+            if frame is None:
+                if now - last_frame > self._frame_timeout_s():
+                    self.grab_timeouts += 1
+                    failures += 1
+                    last_frame = now
+            elif frame.error:
+                self.failed_grabs += 1
+                failures += 1
+                last_frame = now
+                self._count_image_number(frame.image_number)
+            else:
+                failures = 0
+                last_frame = now
+                self.frames_grabbed += 1
+                self._count_image_number(frame.image_number)
+                self._publish(frame)
+            if failures >= FAILURES_BEFORE_RECONNECT:
+                self._lose(camera, f'{failures} failed grabs in a row')
+                continue
+            if failures:
+                self._beat(WARN, f'{failures} failed grabs in a row')
+            else:
+                self._beat(OK, 'grabbing')
+
+    def _beat(self, level: int, message: str) -> None:
+        self.heartbeat.beat(self.frames_published, self.failed_grabs + self.camera_skipped,
+                            level, message, self._camera.serial if self._camera else '')
+
+    def _frame_timeout_s(self) -> float:
+        settings = self._settings
+        timeout_s = self._grab_timeout_ms / 1000
+        if settings.frame_rate > 0:
+            timeout_s = max(timeout_s, 2.0 / settings.frame_rate + settings.exposure_us / 1e6)
+        return timeout_s
+
+    def _count_image_number(self, number: int) -> None:
+        """Count frames the camera numbered but never delivered (its counter restarts at 1)."""
+        last, self._last_image_number = self._last_image_number, number
+        if last and number > last + 1:
+            self.camera_skipped += number - last - 1
+
+    def _lose(self, camera: BaslerCamera, reason: str) -> None:
+        self.get_logger().error(f'camera {camera.serial} lost: {reason}; reconnecting')
+        self._state = 'lost'
+        self._lost_reason = reason
+        camera.close()
+        self._next_reconnect = time.monotonic()
+
+    def _reconnect(self, camera: BaslerCamera) -> None:
+        try:
+            camera.open(camera.settings)
+            camera.start()
+        except CameraError as error:
+            self._lost_reason = str(error)
+            self._next_reconnect = time.monotonic() + RECONNECT_PERIOD_S
+            camera.close()
+            return
+        self.reconnects += 1
+        self._last_image_number = 0
+        self._timestamps = TimestampMapper(tick_ns=camera.tick_ns)
+        self._state = 'grabbing'
+        self.get_logger().info(f'camera {camera.serial} reconnected; settings re-applied')
+
+    def _publish(self, frame: Frame) -> None:
+        stamp_ns = self._timestamps.map(frame.ticks, frame.host_ns)
+        stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+        image = Image(**self._image_kwargs)
+        image.header.stamp = stamp
+        image.header.frame_id = self._frame_id
+        image.height = frame.height
+        image.width = frame.width
+        image.encoding = frame.encoding
+        image.is_bigendian = 0
+        image.step = frame.step
+        image.data = frame.data  # adopted, not copied
+        info = self._camera_info(frame)
+        info.header.stamp = stamp
+        info.header.frame_id = self._frame_id
+        self._image_pub.publish(image)
+        self._info_pub.publish(info)
+        self.frames_published += 1
+        if self._recorder.recording:
+            self._recorder.submit(stamp_ns, (
+                Record(self._image_pub.topic_name, IMAGE_TYPE, image),
+                Record(self._info_pub.topic_name, CAMERA_INFO_TYPE, info)))
+
+    def _camera_info(self, frame: Frame) -> CameraInfo:
+        cal = self._calibration
+        info = CameraInfo()
+        info.width = frame.width
+        info.height = frame.height
+        info.distortion_model = cal.distortion_model
+        info.d = cal.d
+        info.k = cal.k
+        info.r = cal.r
+        info.p = cal.p
+        if cal.width and (cal.width, cal.height) != (frame.width, frame.height):
+            # A full-sensor calibration used with an ROI: say where the ROI is.
+            info.width, info.height = cal.width, cal.height
+            info.roi.x_offset = self._settings.offset_x
+            info.roi.y_offset = self._settings.offset_y
+            info.roi.width = frame.width
+            info.roi.height = frame.height
+            info.roi.do_rectify = True
+        return info
+
+    # Work handed to the grab thread
+
+    def _on_camera(self, work):
+        """Run `work()` where the camera may be touched: on the grab thread if it runs."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return work()
+        future: Future = Future()
+        self._requests.put((work, future))
+        return future.result(timeout=REQUEST_TIMEOUT_S)
+
+    def _run_requests(self) -> None:
+        while True:
+            try:
+                work, future = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                future.set_result(work())
+            except Exception as error:  # noqa: BLE001 handed back to the caller
+                future.set_exception(error)
+
+    # Parameters
+
+    def _on_set_parameters(self, parameters):
+        values = {p.name: p.value for p in parameters}
+        changes = {k: v for k, v in values.items() if k in Settings.field_names()}
+        new_calibration = None
+        if 'camera_info_url' in values:
+            try:
+                new_calibration = self._load_calibration(values['camera_info_url'])
+            except calibration.CalibrationError as error:
+                return refused(str(error))
+        if changes:
+            desired = replace(self._settings, **changes)
+            reason = self._apply_settings(desired)
+            if reason:
+                return refused(reason)
+            self._settings = desired
+        if new_calibration is not None:
+            self._calibration = new_calibration
+            self._info_url = values['camera_info_url']
+        self._frame_id = values.get('frame_id', self._frame_id)
+        self._camera_name = values.get('camera_name', self._camera_name)
+        self._grab_timeout_ms = values.get('grab_timeout_ms', self._grab_timeout_ms)
+        self._recording_dir = values.get('recording_dir', self._recording_dir)
+        return accepted()
+
+    def _apply_settings(self, desired: Settings) -> str | None:
+        camera = self._camera
+        if camera is None:
+            return None  # not configured: applied (and checked) at configure
+        if self._state == 'lost' or not camera.is_open:
+            return 'the camera is disconnected; try again once it is back'
+        try:
+            return self._on_camera(lambda: camera.apply(desired))
+        except TimeoutError:
+            return 'the grab thread did not answer in time'
+
+    def _load_calibration(self, url: str) -> calibration.Calibration:
+        cal = calibration.load(url)
+        if cal.camera_name and cal.camera_name != self._camera_name:
+            self.get_logger().warning(
+                f'{url} is for camera {cal.camera_name!r}, this is {self._camera_name!r}')
+        return cal
+
+    # Services
+
+    def _start_recording(self, request, response):
+        try:
+            path = self._recorder.start(self._recording_dir, prefix=self._camera_name)
+        except (RuntimeError, OSError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        self.get_logger().info(f'recording to {path}')
+        response.success, response.message = True, str(path)
+        return response
+
+    def _stop_recording(self, request, response):
+        summary = self._finish_recording()
+        if summary is None:
+            response.success, response.message = False, 'not recording'
+            return response
+        response.success = not self._recorder.error
+        response.message = (f'{summary.path}: {summary.frames} frames, '
+                            f'{summary.dropped} dropped' + (f'; {self._recorder.error}'
+                                                            if self._recorder.error else ''))
+        return response
+
+    def _finish_recording(self):
+        summary = self._recorder.stop()
+        if summary is not None:
+            self.get_logger().info(
+                f'recorded {summary.frames} frames to {summary.path} ({summary.dropped} dropped)')
+        return summary
+
+    def _emulate_failed_buffers(self, request, response):
+        return self._fault(response, lambda camera: camera.emulate_failed_buffers(
+            FAILED_BUFFERS_PER_REQUEST), f'the next {FAILED_BUFFERS_PER_REQUEST} grabs fail')
+
+    def _emulate_removal(self, request, response):
+        return self._fault(response, lambda camera: camera.emulate_removal(),
+                           'removal event fired')
+
+    def _fault(self, response, inject, message: str):
+        camera = self._camera
+        if camera is None or not camera.is_open:
+            response.success, response.message = False, 'the camera is not open'
+            return response
+        try:
+            self._on_camera(lambda: inject(camera))
+        except (CameraError, TimeoutError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        response.success, response.message = True, message
+        return response
+
+    # Diagnostics
+
+    def diagnostic_status(self) -> DiagnosticStatus:
+        camera = self._camera
+        level = ERROR if self._state == 'lost' else OK
+        message = (f'camera lost ({self._lost_reason}); reconnecting'
+                   if self._state == 'lost' else self._state)
+        values: dict[str, Any] = {
+            'state': self._state,
+            'serial_number': camera.serial if camera else self._serial,
+            'model': camera.model if camera else '',
+            'frames_grabbed': self.frames_grabbed,
+            'frames_published': self.frames_published,
+            'failed_grabs': self.failed_grabs,
+            'grab_timeouts': self.grab_timeouts,
+            'camera_skipped': self.camera_skipped,
+            'reconnects': self.reconnects,
+            'last_image_number': self._last_image_number,
+            'rate_hz': self.heartbeat.rate_hz,
+            'timestamp_source': self._timestamps.source,
+            'recording': self._recorder.recording,
+            'recording_path': str(self._recorder.path or ''),
+            'recorded_frames': self._recorder.frames,
+            'recording_dropped': self._recorder.dropped,
+        }
+        if camera is not None:
+            values.update({f'camera_{k}': v for k, v in camera.readback.items()})
+        return make_status(self.get_fully_qualified_name(), level, message,
+                           camera.serial if camera else self._serial, values)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_worker(CameraNode, args)
+
+
+if __name__ == '__main__':
+    main()

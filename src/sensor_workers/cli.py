@@ -1,0 +1,175 @@
+"""`sensor-workers`: run the cell without ros2 launch, and ask the bridge how it is doing.
+
+sensor-workers up [--config FILE]     manager (which spawns the workers) and bridge
+sensor-workers status [--config FILE] the bridge's GET /status
+"""
+
+import argparse
+from collections.abc import Sequence
+import importlib.util
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+from sensor_workers import lifetime, paths
+
+BRIDGE_MODULE = 'sensor_workers.bridge.node'
+MANAGER_MODULE = 'sensor_workers.manager.node'
+# The manager needs its stop_timeout_ms (3 s by default) to stop the workers; then SIGKILL.
+STOP_TIMEOUT_S = 10.0
+
+
+def _parameters(config: Path, node: str) -> dict:
+    try:
+        document = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    section = document.get(node) or {}
+    return section.get('ros__parameters') or {}
+
+
+def _bridge_url(config: Path) -> tuple[str, str]:
+    bridge = _parameters(config, 'bridge')
+    host = bridge.get('host', '127.0.0.1')
+    return f'http://{host}:{bridge.get("port", 8080)}', bridge.get('auth_token', '')
+
+
+def _ros_environment() -> dict[str, str]:
+    """Our environment, kept on this host unless told otherwise, with the Fast DDS profile."""
+    env = dict(os.environ)
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(paths.fastdds_profile()))
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    env.update(lifetime.child_environment())
+    return env
+
+
+def _start(module: str, config: Path, env: dict[str, str]) -> subprocess.Popen:
+    # Own process group: a Ctrl-C in the terminal reaches only us, and we stop the children in
+    # order (the manager first deactivates its workers).
+    return subprocess.Popen(  # noqa: S603 our own interpreter and module
+        [sys.executable, '-m', module, '--ros-args', '--params-file', str(config)],
+        env=env, stdin=subprocess.DEVNULL, process_group=0)
+
+
+def up(config: Path) -> int:
+    """Run manager and bridge until SIGINT/SIGTERM or until one of them ends."""
+    env = _ros_environment()
+    children = {'manager': _start(MANAGER_MODULE, config, env)}
+    bridge_available = importlib.util.find_spec(BRIDGE_MODULE.rpartition('.')[0]) is not None
+    if bridge_available:
+        children['bridge'] = _start(BRIDGE_MODULE, config, env)
+    devices = _parameters(config, 'manager').get('devices', ['camera', 'ft'])
+    url, _ = _bridge_url(config)
+    lines = [
+        f'sensor-workers: config {config}',
+        f'  ROS_DOMAIN_ID={env.get("ROS_DOMAIN_ID", "0")} '
+        f'ROS_AUTOMATIC_DISCOVERY_RANGE={env["ROS_AUTOMATIC_DISCOVERY_RANGE"]}',
+        f'  manager pid {children["manager"].pid}: devices {", ".join(devices)}',
+        '  topics: /manager/device_states /safety/worker_events /diagnostics '
+        + ' '.join(f'/{d}/heartbeat' for d in devices),
+        '  services: ' + ' '.join(f'/manager/{d}/restart' for d in devices),
+    ]
+    if bridge_available:
+        lines.append(f'  bridge pid {children["bridge"].pid}: {url}/ (status: {url}/status)')
+    else:
+        lines.append(f'  bridge: {BRIDGE_MODULE} is not installed; running without it')
+    lines.append('  Ctrl-C stops everything')
+    print('\n'.join(lines), flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ended = None
+    while not stop.wait(0.2):
+        ended = next((name for name, p in children.items() if p.poll() is not None), None)
+        if ended is not None:
+            print(f'sensor-workers: {ended} exited with code {children[ended].returncode}; '
+                  'stopping', file=sys.stderr, flush=True)
+            break
+    clean = _stop_all(children)
+    return 0 if ended is None and clean else 1
+
+
+def _stop_all(children: dict[str, subprocess.Popen]) -> bool:
+    """Stop the children; return whether all of them exited cleanly (code 0)."""
+    for process in children.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for name, process in children.items():
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f'sensor-workers: {name} ignored SIGTERM; killing it', file=sys.stderr)
+            process.kill()
+            process.wait()
+    clean = True
+    for name, process in children.items():
+        if process.returncode != 0:
+            print(f'sensor-workers: {name} exited with code {process.returncode}',
+                  file=sys.stderr)
+            clean = False
+    return clean
+
+
+def status(config: Path, url: str | None, token: str | None) -> int:
+    """Print the bridge's /status; exit 1 with a clear message when it does not answer."""
+    default_url, default_token = _bridge_url(config)
+    url = (url or default_url).rstrip('/')
+    token = default_token if token is None else token
+    request = urllib.request.Request(f'{url}/status')
+    if token:
+        request.add_header('Authorization', f'Bearer {token}')
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 http(s) only
+            body = json.load(response)
+    except urllib.error.HTTPError as error:
+        print(f'sensor-workers: {url}/status answered {error.code} {error.reason}',
+              file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, 'reason', error)
+        print(f'sensor-workers: the bridge is not running at {url} ({reason}); '
+              'start it with `sensor-workers up`', file=sys.stderr)
+        return 1
+    except json.JSONDecodeError:
+        print(f'sensor-workers: {url}/status did not answer JSON', file=sys.stderr)
+        return 1
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def _default_config() -> Path:
+    return paths.config_file('sim.yaml')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='sensor-workers', description=__doc__.split('\n')[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+    up_parser = commands.add_parser('up', help='run the manager, its workers and the bridge')
+    up_parser.add_argument('--config', type=Path, help='ROS parameter file (default: sim.yaml)')
+    status_parser = commands.add_parser('status', help="print the bridge's /status")
+    status_parser.add_argument('--config', type=Path, help='where the bridge section is')
+    status_parser.add_argument('--url', help='bridge URL (default: from the config)')
+    status_parser.add_argument('--token', help='bearer token (default: from the config)')
+    args = parser.parse_args(argv)
+    config = (args.config or _default_config()).resolve()
+    if not config.is_file():
+        parser.error(f'no such config file: {config}')
+    if args.command == 'up':
+        return up(config)
+    return status(config, args.url, args.token)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The process layer without ROS: command, environment, tuning, reaping, SIGKILL escalation."""
+
+from concurrent.futures import Future
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from sensor_workers import lifetime, paths
+from sensor_workers.manager.process import Spawner, WorkerSpec, parse_env
+
+
+def test_command_and_environment():
+    spec = WorkerSpec('ft2', 'sensor_workers.ft.node', paths.config_file('sim.yaml'),
+                      {'heartbeat_period_ms': '50'}, {'PYLON_CAMEMU': '1'})
+    assert spec.command() == [
+        sys.executable, '-m', 'sensor_workers.ft.node', '--ros-args', '-r', '__node:=ft2',
+        '--params-file', str(paths.config_file('sim.yaml')), '-p', 'heartbeat_period_ms:=50']
+    env = spec.environment()
+    assert env['PYLON_CAMEMU'] == '1'
+    assert env['FASTDDS_DEFAULT_PROFILES_FILE'] == str(paths.fastdds_profile())
+    assert env[lifetime.PARENT_PID_ENV] == str(os.getpid())
+    assert env.get('LD_LIBRARY_PATH') == os.environ.get('LD_LIBRARY_PATH')
+
+
+def test_parse_env():
+    assert parse_env(['A=1', 'B=x=y', 'C=']) == {'A': '1', 'B': 'x=y', 'C': ''}
+    with pytest.raises(ValueError, match='not KEY=value'):
+        parse_env(['NOVALUE'])
+
+
+def sleeper(spawner: Spawner, spec: WorkerSpec, exits: list):
+    done = threading.Event()
+
+    def on_exit(process, code):
+        exits.append((process.pid, code, time.monotonic()))
+        done.set()
+
+    future: Future = spawner.spawn(spec, on_exit)
+    process, warnings = future.result(timeout=10)
+    return process, warnings, done
+
+
+# A stand-in module that just sleeps: `python -m timeit` would exit, `http.server` would bind.
+SLEEPER = WorkerSpec('sleeper', 'sensor_workers.testing.sleep_forever')
+
+
+@pytest.fixture
+def spawner():
+    spawner = Spawner()
+    yield spawner
+    spawner.close()
+
+
+def test_spawn_tune_and_exit_noticed_at_once(spawner):
+    cpus = sorted(os.sched_getaffinity(0))[:1]
+    spec = WorkerSpec('sleeper', SLEEPER.module, cpu_affinity=cpus, nice=5)
+    exits: list = []
+    process, warnings, done = sleeper(spawner, spec, exits)
+    assert warnings == []
+    assert os.sched_getaffinity(process.pid) == set(cpus)
+    assert os.getpriority(os.PRIO_PROCESS, process.pid) == 5
+    killed = time.monotonic()
+    process.kill()
+    assert done.wait(5)
+    pid, code, noticed = exits[0]
+    assert (pid, code) == (process.pid, -signal.SIGKILL)
+    assert noticed - killed < 0.5
+
+
+def test_refused_settings_are_reported(spawner):
+    spec = WorkerSpec('sleeper', SLEEPER.module, cpu_affinity=(4096,))
+    exits: list = []
+    process, warnings, done = sleeper(spawner, spec, exits)
+    assert len(warnings) == 1
+    assert 'cpu_affinity [4096] refused' in warnings[0]
+    process.kill()
+    assert done.wait(5)
+
+
+def test_sigterm_ignored_escalates_and_stopped_process_killed_at_once(spawner):
+    exits: list = []
+    process, _, done = sleeper(spawner, SLEEPER, exits)
+    time.sleep(0.5)  # let it install its SIGTERM-ignoring handler
+    process.terminate(0.3)
+    assert done.wait(5)
+    assert exits[0][1] == -signal.SIGKILL
+
+    exits.clear()
+    process, _, done = sleeper(spawner, SLEEPER, exits)
+    os.kill(process.pid, signal.SIGSTOP)
+    time.sleep(0.1)
+    assert process.stopped()
+    started = time.monotonic()
+    process.terminate(10.0)
+    assert done.wait(5)
+    assert time.monotonic() - started < 1.0
+    assert exits[0][1] == -signal.SIGKILL

@@ -9,7 +9,7 @@ parameter changes to that thread instead of touching the camera concurrently.
 """
 
 import array
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 import logging
 import os
 import sys
@@ -87,7 +87,7 @@ class Frame:
     step: int
     encoding: str
     ticks: int  # camera timestamp (0 when the camera gives none, e.g. the emulator)
-    image_number: int  # the camera's frame counter (pylon's ImageNumber, from 1 per grab start)
+    block_id: int  # the camera's frame counter (GigE/USB3 block id; gaps are frames lost)
     host_ns: int  # time.time_ns() when the result was retrieved
     error: str = ''  # non-empty for a failed (incomplete) buffer
 
@@ -255,7 +255,7 @@ class BaslerCamera:
             return None
         with result:
             if not result.GrabSucceeded():
-                return Frame(None, 0, 0, 0, '', 0, result.ImageNumber, host_ns,
+                return Frame(None, 0, 0, 0, '', 0, result.BlockID, host_ns,
                              result.ErrorDescription or f'error 0x{result.ErrorCode:x}')
             height = result.GetHeight()
             width = result.GetWidth()
@@ -267,7 +267,7 @@ class BaslerCamera:
             return Frame(
                 data, width, height, len(data) // height if height else 0,
                 ENCODINGS[self.settings.pixel_format][0], result.TimeStamp,
-                result.ImageNumber, host_ns)
+                result.BlockID, host_ns)
 
     # Settings
 
@@ -398,9 +398,6 @@ class BaslerCamera:
             'exposure_us': values.get('exposure_us'),
             'gain_db': values.get('gain_db'),
         }
-
-    def settings_dict(self) -> dict[str, Any]:
-        return asdict(self.settings)
 
     # Emulator fault injection (pypylon's camera emulator only)
 

@@ -7,10 +7,10 @@ changes, fault injection) is handed to that thread and executed between two fram
 
 Frame accounting, so that lost frames show: `frames_grabbed` counts good buffers from the
 camera, `frames_published` the Image messages sent (the heartbeat's `samples`), `failed_grabs`
-incomplete buffers, `camera_skipped` gaps in the camera's own frame counter (pylon's
-ImageNumber: frames the camera produced that never reached us). A subscriber compares the
-number of images it received with `frames_published` over the same window (e.g. between a
-deactivate and an activate) to find transport losses.
+incomplete buffers, `camera_skipped` gaps in the camera's own frame counter (the block id
+of GigE and USB3 Vision: frames the camera produced that never reached us). A subscriber
+compares the number of images it received with `frames_published` over the same window (e.g.
+between a deactivate and an activate) to find transport losses.
 """
 
 from concurrent.futures import Future
@@ -22,6 +22,7 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, Image
@@ -135,7 +136,8 @@ class CameraNode(WorkerNode):
         self._state = 'unconfigured'
         self._lost_reason = ''
         self._next_reconnect = 0.0
-        self._last_image_number = 0
+        self._reconnector: threading.Thread | None = None
+        self._last_block_id = 0
         # Counters (written by the grab thread only).
         self.frames_grabbed = 0
         self.frames_published = 0
@@ -174,7 +176,7 @@ class CameraNode(WorkerNode):
             self.get_logger().error(f'activate: cannot start grabbing: {error}')
             return TransitionCallbackReturn.FAILURE
         self._state = 'grabbing'
-        self._last_image_number = 0
+        self._last_block_id = 0
         self.heartbeat.reset()
         self._stop.clear()
         self._thread = threading.Thread(target=self._grab_loop, name='grab', daemon=True)
@@ -209,6 +211,9 @@ class CameraNode(WorkerNode):
         if thread is not None:
             self._stop.set()
             thread.join()
+        reconnector, self._reconnector = self._reconnector, None
+        if reconnector is not None:
+            reconnector.join()
         self._run_requests()  # anything that arrived while it was stopping
 
     # The grab loop
@@ -218,15 +223,20 @@ class CameraNode(WorkerNode):
         assert camera is not None
         failures = 0
         last_frame = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             self._run_requests()
+            if self._reconnector is not None and not self._reconnector.is_alive():
+                self._reconnector.join()
+                self._reconnector = None
+                failures, last_frame = 0, time.monotonic()
             if self._state == 'lost':
                 self._beat(ERROR, f'camera lost ({self._lost_reason}); reconnecting')
-                if time.monotonic() >= self._next_reconnect:
-                    self._reconnect(camera)
-                    failures, last_frame = 0, time.monotonic()
-                else:
-                    self._stop.wait(WAKE_MS / 1000)
+                if self._reconnector is None and time.monotonic() >= self._next_reconnect:
+                    # Opening takes ~0.5 s (enumeration): done aside so the loop keeps beating.
+                    self._reconnector = threading.Thread(
+                        target=self._reconnect, args=(camera,), name='reconnect', daemon=True)
+                    self._reconnector.start()
+                self._stop.wait(WAKE_MS / 1000)
                 continue
             try:
                 frame = camera.grab(WAKE_MS)
@@ -248,13 +258,19 @@ class CameraNode(WorkerNode):
                 self.failed_grabs += 1
                 failures += 1
                 last_frame = now
-                self._count_image_number(frame.image_number)
+                self._count_block_id(frame.block_id)
             else:
                 failures = 0
                 last_frame = now
                 self.frames_grabbed += 1
-                self._count_image_number(frame.image_number)
-                self._publish(frame)
+                self._count_block_id(frame.block_id)
+                try:
+                    self._publish(frame)
+                except RCLError as error:  # shutting down: the context went away under us
+                    if self.context.ok():
+                        raise
+                    self.get_logger().debug(f'publish during shutdown: {error}')
+                    break
             if failures >= FAILURES_BEFORE_RECONNECT:
                 self._lose(camera, f'{failures} failed grabs in a row')
                 continue
@@ -274,20 +290,27 @@ class CameraNode(WorkerNode):
             timeout_s = max(timeout_s, 2.0 / settings.frame_rate + settings.exposure_us / 1e6)
         return timeout_s
 
-    def _count_image_number(self, number: int) -> None:
-        """Count frames the camera numbered but never delivered (its counter restarts at 1)."""
-        last, self._last_image_number = self._last_image_number, number
-        if last and number > last + 1:
-            self.camera_skipped += number - last - 1
+    def _count_block_id(self, block_id: int) -> None:
+        """Count frames the camera numbered but never delivered.
+
+        The counter restarts with every grab start and wraps (16 bits on GigE): a step backwards
+        starts over instead of counting.
+        """
+        last, self._last_block_id = self._last_block_id, block_id
+        if last and block_id > last + 1:
+            self.camera_skipped += block_id - last - 1
 
     def _lose(self, camera: BaslerCamera, reason: str) -> None:
         self.get_logger().error(f'camera {camera.serial} lost: {reason}; reconnecting')
         self._state = 'lost'
         self._lost_reason = reason
+        self.heartbeat.reset()  # the next beat (ERROR, with the reason) goes out at once
         camera.close()
-        self._next_reconnect = time.monotonic()
+        # First attempt after one heartbeat period, so that an ERROR beat goes out before it.
+        self._next_reconnect = time.monotonic() + self.heartbeat.period_s
 
     def _reconnect(self, camera: BaslerCamera) -> None:
+        """Re-enumerate by serial, re-apply the settings, resume grabbing (reconnect thread)."""
         try:
             camera.open(camera.settings)
             camera.start()
@@ -297,7 +320,7 @@ class CameraNode(WorkerNode):
             camera.close()
             return
         self.reconnects += 1
-        self._last_image_number = 0
+        self._last_block_id = 0
         self._timestamps = TimestampMapper(tick_ns=camera.tick_ns)
         self._state = 'grabbing'
         self.get_logger().info(f'camera {camera.serial} reconnected; settings re-applied')
@@ -451,7 +474,7 @@ class CameraNode(WorkerNode):
 
     def _fault(self, response, inject, message: str):
         camera = self._camera
-        if camera is None or not camera.is_open:
+        if camera is None or self._state == 'lost' or not camera.is_open:
             response.success, response.message = False, 'the camera is not open'
             return response
         try:
@@ -479,7 +502,7 @@ class CameraNode(WorkerNode):
             'grab_timeouts': self.grab_timeouts,
             'camera_skipped': self.camera_skipped,
             'reconnects': self.reconnects,
-            'last_image_number': self._last_image_number,
+            'last_block_id': self._last_block_id,
             'rate_hz': self.heartbeat.rate_hz,
             'timestamp_source': self._timestamps.source,
             'recording': self._recorder.recording,

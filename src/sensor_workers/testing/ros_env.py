@@ -52,10 +52,13 @@ def pick_domain_id() -> int:
 
 def isolated_ros_environment(domain_id: int | None = None) -> dict[str, str]:
     """Return the variables that keep DDS on loopback in a private domain, with our profile."""
+    profile = str(fastdds_profile())
     return {
         'ROS_DOMAIN_ID': str(pick_domain_id() if domain_id is None else domain_id),
         'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-        'FASTDDS_DEFAULT_PROFILES_FILE': str(fastdds_profile()),
+        'FASTDDS_DEFAULT_PROFILES_FILE': profile,
+        # Fast DDS 2.x (Jazzy) only reads the old name; without it the 64 MB segment is not used.
+        'FASTRTPS_DEFAULT_PROFILES_FILE': profile,
         'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
     }
 

@@ -1,0 +1,192 @@
+"""Camera worker throughput: delivered fps, drops and grab -> subscriber latency per image size.
+
+Starts the camera worker on pypylon's emulator in its own process (Fast DDS profile from
+config/fastdds.xml, private ROS domain), subscribes from this process, and for each size streams
+for `--seconds` between a deactivate and an activate, so that frames published (the worker's
+`frames_published`) and frames received can be compared exactly. Latency is the arrival time
+here minus header.stamp (host time when the grab result was retrieved, the emulator has no
+camera clock). The time of one memcpy of a frame, measured in the same run, is the baseline:
+the ratio latency / memcpy is comparable across machines.
+
+    python -m bench.camera_throughput --seconds 5
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from sensor_workers.testing.ros_env import apply_isolated_ros_environment
+
+FPS = 30.0
+SIZES = ('640x480', '2448x2048', '4096x4096')
+
+
+def memcpy_ms(nbytes: int, repeats: int = 20) -> float:
+    """Median time of copying a frame-sized buffer into another (both already touched)."""
+    source = np.random.default_rng(0).integers(0, 255, nbytes, dtype=np.uint8)
+    target = np.empty_like(source)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Bench:
+    def __init__(self, probe, reliable: bool) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        from sensor_workers import qos
+        from sensor_workers.diagnostics import status_values
+
+        self.probe = probe
+        self._status_values = status_values
+        self._lock = threading.Lock()
+        self.samples: list[tuple[int, int, int]] = []  # (stamp_ns, arrival_ns, width)
+        self._diag: tuple[float, dict[str, str]] | None = None
+        image_qos = (QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
+                                reliability=ReliabilityPolicy.RELIABLE)
+                     if reliable else qos.SENSOR_DATA)
+        probe.node.create_subscription(Image, '/camera/image_raw', self._on_image, image_qos)
+        probe.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+
+    def _on_image(self, msg) -> None:
+        arrival = time.time_ns()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._lock:
+            self.samples.append((stamp, arrival, msg.width))
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            if status.name == '/camera':
+                self._diag = (time.monotonic(), self._status_values(status))
+
+    def take(self) -> list[tuple[int, int, int]]:
+        with self._lock:
+            samples, self.samples = self.samples, []
+        return samples
+
+    def diagnostics(self, timeout: float = 5.0) -> dict[str, str]:
+        asked = time.monotonic()
+        while time.monotonic() < asked + timeout:
+            diag = self._diag
+            if diag is not None and diag[0] > asked:
+                return diag[1]
+            time.sleep(0.02)
+        raise RuntimeError('no diagnostics from /camera')
+
+    def wait_for_width(self, width: int, timeout: float = 10.0) -> bool:
+        """Wait until a frame of the new size arrives; False if none does (all lost)."""
+        self.take()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(w == width for _, _, w in self.take()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def run(self, width: int, height: int, seconds: float) -> dict[str, float]:
+        results = self.probe.set_parameters('/camera', {'width': width, 'height': height})
+        refused = [reason for ok, reason in results if not ok]
+        if refused:
+            raise RuntimeError(f'{width}x{height} refused: {refused}')
+        self.wait_for_width(width)
+        self.probe.change_state('/camera', 'deactivate')
+        time.sleep(0.3)
+        before = self.diagnostics()
+        self.take()
+        started_ns = time.time_ns()
+        self.probe.change_state('/camera', 'activate')
+        time.sleep(seconds)
+        self.probe.change_state('/camera', 'deactivate')
+        time.sleep(1.0)
+        after = self.diagnostics()
+        # Frames grabbed before this window (queued in a deep history) are not this run's.
+        samples = [s for s in self.take() if s[2] == width and s[0] >= started_ns]
+        self.probe.change_state('/camera', 'activate')
+        published = int(after['frames_published']) - int(before['frames_published'])
+        skipped = int(after['camera_skipped']) - int(before['camera_skipped'])
+        latencies = [(arrival - stamp) / 1e6 for stamp, arrival, _ in samples]
+        span_s = (samples[-1][0] - samples[0][0]) / 1e9 if len(samples) > 1 else 0.0
+        return {
+            'published_fps': published / seconds,
+            'delivered_fps': (len(samples) - 1) / span_s if span_s else 0.0,
+            'published': published,
+            'received': len(samples),
+            'dropped': published - len(samples) + skipped,
+            'p50_ms': percentile(latencies, 0.5) if latencies else float('nan'),
+            'p99_ms': percentile(latencies, 0.99) if latencies else float('nan'),
+            'memcpy_ms': memcpy_ms(width * height),
+        }
+
+
+def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
+    """Run it; `env` is an already isolated ROS environment (tests), else one is made."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seconds', type=float, default=5.0, help='streaming time per size')
+    parser.add_argument('--sizes', default=','.join(SIZES), help='WxH,WxH,... (Mono8)')
+    parser.add_argument('--reliable', action='store_true',
+                        help='reliable publisher and subscriber (depth 30) instead of the '
+                             'best-effort default')
+    args = parser.parse_args(argv)
+    sizes = [tuple(int(v) for v in size.split('x')) for size in args.sizes.split(',')]
+
+    if env is None:
+        env = apply_isolated_ros_environment()
+    from sensor_workers.testing.processes import ProcessGroup
+    from sensor_workers.testing.ros_probe import RosProbe
+
+    extra = []
+    if args.reliable:
+        extra = ['-p', 'qos_overrides./camera/image_raw.publisher.reliability:=reliable',
+                 '-p', 'qos_overrides./camera/image_raw.publisher.depth:=30']
+    with tempfile.TemporaryDirectory(prefix='camera_bench_') as log_dir:
+        from pathlib import Path
+
+        group = ProcessGroup(Path(log_dir), env)
+        probe = RosProbe('camera_bench')
+        try:
+            width, height = sizes[0]
+            worker = group.start_python(
+                'camera', 'sensor_workers.camera.node', '--ros-args',
+                '-p', 'emulate:=true', '-p', 'autostart:=true', '-p', f'frame_rate:={FPS}',
+                '-p', f'width:={width}', '-p', f'height:={height}', *extra)
+            bench = Bench(probe, args.reliable)
+            if not bench.wait_for_width(width, timeout=30.0):
+                print(worker.tail(), file=sys.stderr)
+                raise RuntimeError('no frame from the camera worker')
+            qos_name = 'reliable depth 30' if args.reliable else 'best effort (default)'
+            print(f'camera_throughput: Mono8 at {FPS:g} fps requested, {args.seconds:g} s per '
+                  f'size, {qos_name}, FASTDDS_DEFAULT_PROFILES_FILE='
+                  f'{env["FASTDDS_DEFAULT_PROFILES_FILE"]}')
+            print(f'{"size":>10} {"pub fps":>8} {"recv fps":>8} {"pub":>5} {"recv":>5} '
+                  f'{"drops":>5} {"p50 ms":>7} {"p99 ms":>7} {"memcpy ms":>9} '
+                  f'{"p50/memcpy":>10} {"p99/memcpy":>10}')
+            for width, height in sizes:
+                r = bench.run(width, height, args.seconds)
+                print(f'{width}x{height:<5} {r["published_fps"]:8.1f} {r["delivered_fps"]:8.1f} '
+                      f'{r["published"]:5d} {r["received"]:5d} {r["dropped"]:5d} '
+                      f'{r["p50_ms"]:7.1f} {r["p99_ms"]:7.1f} {r["memcpy_ms"]:9.2f} '
+                      f'{r["p50_ms"] / r["memcpy_ms"]:10.1f} {r["p99_ms"] / r["memcpy_ms"]:10.1f}',
+                      flush=True)
+        finally:
+            probe.close()
+            group.stop_all()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

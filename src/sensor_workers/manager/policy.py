@@ -25,7 +25,7 @@ class PolicyConfig:
     degraded_after_failures: int = 5
     failure_window_s: float = 30.0
     # Spawned but not active after this long: a failed start.
-    start_timeout_s: float = 10.0
+    start_timeout_s: float = 20.0
 
 
 @dataclass(frozen=True)

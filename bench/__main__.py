@@ -122,17 +122,21 @@ def fanout_figures(output: str) -> list[dict]:
 
 def isolation_figures(results: dict) -> list[dict]:
     figures = []
-    for row in results['rows']:
-        if row['setup'] == 'a':
+    rows = results['rows']
+    floor = {(r['rate'], r['setup']): r for r in rows if r['client'] == 'pty floor'}
+    for row in rows:
+        if row['setup'] == 'a' or row['client'] == 'pty floor':
             continue
         target = '-'
-        if row['setup'] == 'b' and row['client'] == 'ros':
+        if row['setup'] in ('b', 'b_tuned', 'b_core') and row['client'] == 'ros':
             target = '<= 1.5, 0 lost'
+        ref = floor.get((row['rate'], row['setup']))
+        context = (f'; OS pty floor p99 {ref["latency_ms"]["p99"]:.1f} ms, CPUs '
+                   f'{row.get("machine_busy", float("nan")):.0f}% busy' if ref else '')
         figures.append({
             'figure': f'isolation {row["rate"]} Hz {row["setup"]} vs a, {row["client"]}: '
                       'latency p99',
-            'value': f'{row["latency_ms"]["p99"]:.2f} ms, jitter p99 '
-                     f'{row["jitter_ms"]["p99"]:.2f} ms, lost {row["lost"]}',
+            'value': f'{row["latency_ms"]["p99"]:.2f} ms, lost {row["lost"]}{context}',
             'ratio': row['latency_p99_ratio'], 'target': target})
     return figures
 

@@ -44,6 +44,7 @@ import tempfile
 import time
 
 import numpy as np
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 SINC = {800: 64, 1000: 51}  # sample period = sinc / 51200 s
@@ -153,6 +154,11 @@ class Window:
     rate: int
     start_ns: int
     end_ns: int
+    # What the machine was doing meanwhile: busy % of all CPUs, CPU % of the bridge process
+    # (100 = one core), 1-minute load average at the end.
+    machine_busy: float = float('nan')
+    bridge_cpu: float = float('nan')
+    loadavg: float = float('nan')
 
 
 def realtime(pid: int, priority: int) -> str | None:
@@ -201,6 +207,7 @@ class Run:
         self._heartbeats = self._collect_heartbeats()
         self.camera = None
         self.bridge_url = ''
+        self.bridge_pid = 0
         self.loads: dict[tuple[str, int], dict] = {}
 
     def _collect_heartbeats(self):
@@ -271,6 +278,7 @@ class Run:
                             *args, '--', '--ros-args', '-p', 'port:=0', '-p', 'max_clients:=64',
                             '-p', f'wrench_batch_ms:={WRENCH_BATCH_MS}')
         match = bridge.wait_for_output(r'listening on http://127\.0\.0\.1:(\d+)', timeout=60)
+        self.bridge_pid = bridge.pid
         self.bridge_url = f'http://127.0.0.1:{match.group(1)}'
         return bridge
 
@@ -329,8 +337,17 @@ class Run:
             self.note(pin_threads(pid, others))
         time.sleep(WARMUP_S)
         start = time.time_ns()
+        machine_before = psutil.cpu_times()
+        bridge = psutil.Process(self.bridge_pid)
+        bridge_before = sum(bridge.cpu_times()[:2])
         time.sleep(self.seconds)
-        self.windows.append(Window(setup, rate, start, time.time_ns()))
+        end = time.time_ns()
+        machine_after = psutil.cpu_times()
+        busy = 1.0 - ((machine_after.idle - machine_before.idle)
+                      / max(1e-9, sum(machine_after) - sum(machine_before)))
+        bridge_cpu = (sum(bridge.cpu_times()[:2]) - bridge_before) / ((end - start) / 1e9)
+        self.windows.append(Window(setup, rate, start, end, round(100 * busy, 1),
+                                   round(100 * bridge_cpu, 1), os.getloadavg()[0]))
         (self.directory / 'windows.json').write_text(json.dumps([asdict(w) for w in self.windows]))
         if load is not None:
             self.churn_flag.unlink(missing_ok=True)
@@ -431,7 +448,9 @@ def evaluate(run_data: dict, windows: list[Window]) -> list[dict]:
                     ('pty floor', pty, pty_epoch, pty_period, None)):
                 result = analyse(arrival, counter, epoch, period, window.start_ns,
                                  window.end_ns, batch)
-                rows.append({'setup': window.setup, 'rate': rate, 'client': client, **result})
+                rows.append({'setup': window.setup, 'rate': rate, 'client': client, **result,
+                             'machine_busy': window.machine_busy,
+                             'bridge_cpu': window.bridge_cpu, 'loadavg': window.loadavg})
     return rows
 
 
@@ -447,11 +466,15 @@ def add_ratios(rows: list[dict]) -> None:
                                                else float('nan'))
 
 
+nan = float('nan')
+
+
 def table(rows: list[dict]) -> str:
     """Return the rows as a markdown table."""
     lines = ['| rate | set-up | client | latency p50 / p99 / p99.9 / max ms | p99 vs a '
-             '| jitter p50 / p99 / p99.9 / max ms | jitter p99 vs a | lost / expected |',
-             '|---|---|---|---|---|---|---|---|']
+             '| jitter p50 / p99 / p99.9 / max ms | jitter p99 vs a | lost / expected '
+             '| CPUs busy, bridge CPU, load avg |',
+             '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         lat, jit = r['latency_ms'], r['jitter_ms']
         lines.append(
@@ -459,7 +482,9 @@ def table(rows: list[dict]) -> str:
             f'| {lat["p50"]:.2f} / {lat["p99"]:.2f} / {lat["p999"]:.2f} / {lat["max"]:.1f} '
             f'| {r["latency_p99_ratio"]:.2f}x '
             f'| {jit["p50"]:.2f} / {jit["p99"]:.2f} / {jit["p999"]:.2f} / {jit["max"]:.1f} '
-            f'| {r["jitter_p99_ratio"]:.2f}x | {r["lost"]} / {r["expected"]} |')
+            f'| {r["jitter_p99_ratio"]:.2f}x | {r["lost"]} / {r["expected"]} '
+            f'| {r.get("machine_busy", nan):.0f}%, {r.get("bridge_cpu", nan):.0f}%, '
+            f'{r.get("loadavg", nan):.1f} |')
     return '\n'.join(lines)
 
 

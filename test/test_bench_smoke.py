@@ -5,7 +5,9 @@ component benchmarks (ft_latency, camera_throughput, recovery) have their own sm
 Deselect with `-m "not bench"`.
 """
 
+from collections.abc import Iterator
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,15 @@ from bench import isolation, soak
 from bench.__main__ import summary_table, write_report
 
 pytestmark = pytest.mark.bench
+
+
+@pytest.fixture
+def own_environment() -> Iterator[None]:
+    """Give back this session's ROS environment: a benchmark picks and installs its own."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_analysis_counts_lost_and_late_samples():
@@ -62,7 +73,7 @@ def test_recovery_timeline_plot(tmp_path: Path):
 
 
 @pytest.mark.integration
-def test_isolation_bench_runs(tmp_path: Path, capsys):
+def test_isolation_bench_runs(tmp_path: Path, capsys, own_environment):
     """The idle set-up and the thread-in-the-loaded-bridge set-up, one second each."""
     assert isolation.main(['--seconds', '1', '--rates', '1000', '--setups', 'a,c', '--tiny',
                            '--out', str(tmp_path)]) == 0
@@ -87,7 +98,7 @@ def test_isolation_bench_runs(tmp_path: Path, capsys):
 
 
 @pytest.mark.integration
-def test_soak_runs(tmp_path: Path, capsys):
+def test_soak_runs(tmp_path: Path, capsys, own_environment):
     """The whole system with web clients and one kill, for a few seconds."""
     code = soak.main(['--seconds', '10', '--kill-every', '4', '--no-standby',
                       '--out', str(tmp_path)])

@@ -141,6 +141,42 @@ def isolation_figures(results: dict) -> list[dict]:
     return figures
 
 
+def isolation_reading(results: dict) -> list[str]:
+    """Plain statements comparing the set-ups (ROS subscriber, latency p99) per rate."""
+    lines = []
+    rows = {(r['rate'], r['setup'], r['client']): r for r in results['rows']}
+    for rate in sorted({r['rate'] for r in results['rows']}):
+        def p99(setup: str, client: str = 'ros', rate=rate) -> float:
+            row = rows.get((rate, setup, client))
+            return row['latency_ms']['p99'] if row else float('nan')
+
+        def lost(setup: str, rate=rate) -> str:
+            row = rows.get((rate, setup, 'ros'))
+            return str(row['lost']) if row else '?'
+
+        parts = []
+        if (rate, 'b', 'ros') in rows and (rate, 'c', 'ros') in rows:
+            ratio = p99('c') / p99('b')
+            parts.append(f'c/b = {ratio:.1f} (p99 {p99("c"):.1f} vs {p99("b"):.1f} ms, lost '
+                         f'{lost("c")} vs {lost("b")})' + (
+                             '; c is NOT far worse than b: with every CPU busy, a worker of '
+                             'normal priority waits for a CPU in its own process as much as '
+                             'behind the GIL, see the pty floor' if ratio < 2 else ''))
+        if (rate, 'b_tuned', 'ros') in rows and (rate, 'c_tuned', 'ros') in rows:
+            ratio = p99('c_tuned') / p99('b_tuned')
+            parts.append(f'with SCHED_FIFO, c_tuned/b_tuned = {ratio:.1f}' + (
+                ' (a realtime thread still waits for the GIL and GC inside the bridge)'
+                if ratio > 1.5 else ' (not worse: the machine, not the GIL, set the pace)'))
+        if (rate, 'b', 'ros') in rows and (rate, 'b_tuned', 'ros') in rows:
+            parts.append(f'b_tuned/b = {p99("b_tuned") / p99("b"):.2f} (manager settings on '
+                         'vs off)')
+        floor = [f'{setup} {p99(setup, "pty floor"):.1f} ms' for setup in
+                 ('a', 'b', 'b_tuned', 'b_core', 'c', 'c_tuned') if (rate, setup, 'ros') in rows]
+        parts.append('OS pty floor p99: ' + ', '.join(floor))
+        lines.append(f'- {rate} Hz: ' + '; '.join(parts) + '.')
+    return lines
+
+
 def summary_table(figures: list[dict]) -> str:
     lines = ['| figure | value | ratio | target |', '|---|---|---|---|']
     for f in figures:
@@ -214,6 +250,10 @@ def write_report(out_dir: Path, started: datetime.datetime, args: argparse.Names
             f'camera {"x".join(map(str, isolation["camera"] or ["off"]))} (Mono8, 30 fps).',
             '',
             _isolation_table(isolation),
+            '',
+            'Reading (ROS subscriber, latency p99):',
+            '',
+            *isolation_reading(isolation),
             '',
         ]
         lines += [f'- {note}' for note in isolation['notes']]

@@ -109,14 +109,31 @@ def recovery_figures(output: str) -> list[dict]:
     return figures
 
 
+FANOUT_ROW = re.compile(
+    r'^(bridge|foxglove)\s+(\d+)\s+([\d.]+)-([\d.]+)\s+(\d+)-(\d+)\s+(\d+)\s+(\S+)\s+(\S+)'
+    r'\s+(\S+)\s+(\S+)\s+(\S+)', re.MULTILINE)
+
+
 def fanout_figures(output: str) -> list[dict]:
-    """Lines of bench.bridge_fanout that state a ratio ('... 1.23x ...')."""
+    """Our bridge against the foxglove-sdk relay, per client count (bench.bridge_fanout)."""
+    rows: dict[tuple[str, int], dict] = {}
+    for m in FANOUT_ROW.finditer(output):
+        rows[(m.group(1), int(m.group(2)))] = {
+            'fps_min': float(m.group(3)), 'lost': int(m.group(7)), 'p99': float(m.group(9)),
+            'cpu_s_per_mb': float(m.group(12))}
     figures = []
-    for line in output.splitlines():
-        match = re.search(r'(\d+(?:\.\d+)?)x\b', line)
-        if match and 'foxglove' in output.lower():
-            figures.append({'figure': f'bridge fan-out: {line.strip()[:90]}', 'value': '',
-                            'ratio': float(match.group(1)), 'target': '-'})
+    for (kind, clients), ours in sorted(rows.items()):
+        theirs = rows.get(('foxglove', clients))
+        if kind != 'bridge' or theirs is None:
+            continue
+        for key, label in (('p99', 'wrench latency p99'), ('cpu_s_per_mb', 'CPU s per MB')):
+            ratio = ours[key] / theirs[key] if theirs[key] else float('nan')
+            figures.append({
+                'figure': f'bridge fan-out, {clients} client(s): {label}, ours vs foxglove-sdk',
+                'value': f'{ours[key]:g} vs {theirs[key]:g}; lost {ours["lost"]} vs '
+                         f'{theirs["lost"]}; image fps min {ours["fps_min"]:g} vs '
+                         f'{theirs["fps_min"]:g}',
+                'ratio': ratio, 'target': '-'})
     return figures
 
 
@@ -335,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                                  'error': 'bench/bridge_fanout.py is not on this branch yet',
                                  'output': '', 'seconds': 0.0})
             else:
-                outcome = call('bridge_fanout', ['--seconds', f'{component_s:g}'])
+                outcome = call('bridge_fanout', ['--seconds', f'{component_s:g}', '--clients',
+                                                 '1' if args.tiny else '1,4,16'])
                 outcomes.append(outcome)
                 figures += fanout_figures(outcome['output'])
         if 'recovery' in only:

@@ -130,10 +130,10 @@ def test_a_stalled_client_slows_nobody(stack):
     seconds = 4.0
 
     async def run():
-        idle = [asyncio.create_task(stalled(stack.bridge.ws('/ws/wrench'), seconds + 1.5))]
+        idle = [asyncio.create_task(stalled(stack.bridge.ws('/ws/wrench'), seconds + 60))]
         if 'camera' in DEVICES:
             idle.append(asyncio.create_task(
-                stalled(stack.bridge.ws('/ws/image', format='raw'), seconds + 1.5)))
+                stalled(stack.bridge.ws('/ws/image', format='raw'), seconds + 60)))
         normal = [receive(stack.bridge.ws('/ws/wrench'), seconds, warmup=0.5)
                   for _ in range(2)]
         if 'camera' in DEVICES:
@@ -141,7 +141,9 @@ def test_a_stalled_client_slows_nobody(stack):
                                   warmup=0.5))
         streams = await asyncio.gather(*normal)
         status = await asyncio.to_thread(stack.bridge.status)
-        await asyncio.gather(*idle)
+        for task in idle:
+            task.cancel()
+        await asyncio.gather(*idle, return_exceptions=True)
         return streams, status
 
     streams, status = asyncio.run(run())
@@ -226,7 +228,6 @@ def test_frame_rate_change_shows_in_delivered_rate(stack):
     try:
         time.sleep(0.5)
         stream = asyncio.run(receive(stack.bridge.ws('/ws/image'), 3.0, warmup=0.5))
-        assert stack.device('camera')['rate_hz'] == pytest.approx(10.0, rel=0.2)
         assert stream.frame_rate() == pytest.approx(10.0, rel=0.2)
         _assert_all_frames(stack, stream)
     finally:

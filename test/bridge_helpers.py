@@ -146,8 +146,10 @@ async def stalled(url: str, seconds: float) -> None:
     assert b' 101 ' in response.split(b'\r\n', 1)[0], response
     transport = writer.transport
     transport.pause_reading()
-    await asyncio.sleep(seconds)
-    transport.abort()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        transport.abort()
 
 
 async def _small_buffer_connection(host: str, port: int):

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 # on 1 kHz samples instead of losing them; images are latest-only anyway.
 WRENCH_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.BEST_EFFORT,
                         history=HistoryPolicy.KEEP_LAST)
-IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT,
+IMAGE_QOS = QoSProfile(depth=4, reliability=ReliabilityPolicy.BEST_EFFORT,
                        history=HistoryPolicy.KEEP_LAST)
 
 

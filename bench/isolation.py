@@ -39,6 +39,7 @@ import json
 import os
 from pathlib import Path
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +65,7 @@ PROBE_RT = 40
 WORKER_RT = 50
 COUNTER_MODULUS = 1_000_000
 WARMUP_S = 2.0
+CLOSE_WAIT_S = 15.0  # the load generator ends by itself; this long at most after its time
 CAMERA_SIZE = (2448, 2048)
 WRENCH_BATCH_MS = 20
 
@@ -351,7 +353,10 @@ class Run:
         (self.directory / 'windows.json').write_text(json.dumps([asdict(w) for w in self.windows]))
         if load is not None:
             self.churn_flag.unlink(missing_ok=True)
-            load.popen.wait(CLOSE_WAIT_S)
+            try:
+                load.popen.wait(CLOSE_WAIT_S)
+            except subprocess.TimeoutExpired:
+                self.note(f'bench.load overran its time in {setup} at {rate} Hz; stopped')
             summary = re.search(r'^load: (.*)$', load.output(), re.MULTILINE)
             if summary:
                 self.loads[(setup, rate)] = json.loads(summary.group(1))
@@ -416,8 +421,6 @@ class Run:
         self.stop(process)
         return process.output()
 
-
-CLOSE_WAIT_S = 15.0
 
 
 def _gc_line(output: str, setup: str, rate: int) -> str | None:

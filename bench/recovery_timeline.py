@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-WINDOW_S = (-0.5, 3.0)
+WINDOW_S = (-0.5, 6.0)
 
 
 def observe(out: Path, max_seconds: float) -> int:

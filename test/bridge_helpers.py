@@ -1,9 +1,11 @@
 """Shared pieces of the bridge tests and benchmark: a bridge process and websocket clients."""
 
 import asyncio
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 import json
+import os
 import socket
 import time
 from typing import Any
@@ -85,10 +87,14 @@ class Stream:
     arrival: list[float] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)
     close_code: int | None = None
+    stamps: list[int] = field(default_factory=list)
 
-    def rate(self, start: float, end: float) -> float:
-        """Messages (images) or samples (wrench) per second between two arrival times."""
-        return sum(1 for t in self.arrival if start <= t < end) / (end - start)
+    def frame_rate(self) -> float:
+        """Frames per second by the frames' own stamps (free of the window's edges)."""
+        stamps = [h['stamp_ns'] for h in self.headers]
+        if len(stamps) < 2 or stamps[-1] <= stamps[0]:
+            return 0.0
+        return (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1e9)
 
 
 async def receive(url: str, seconds: float, stream: Stream | None = None,
@@ -118,6 +124,7 @@ async def receive(url: str, seconds: float, stream: Stream | None = None,
             else:
                 batch = json.loads(message)
                 stream.samples += len(batch['samples'])
+                stream.stamps.extend(sample[0] for sample in batch['samples'])
                 stream.dropped = batch['dropped']
                 stream.arrival.extend([arrived] * len(batch['samples']))
                 if batch['samples']:
@@ -126,14 +133,31 @@ async def receive(url: str, seconds: float, stream: Stream | None = None,
 
 
 async def stalled(url: str, seconds: float) -> None:
-    """Connect, then never read: a tiny receive buffer and no reads stall the server side."""
+    """Open a websocket, then never read: a real client that hung (tiny receive buffer)."""
+    host_port, _, path = url.split('//', 1)[1].partition('/')
+    host, port = host_port.split(':')
+    reader, writer = await _small_buffer_connection(host, int(port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f'GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\n'
+                  f'Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n'
+                  'Sec-WebSocket-Version: 13\r\n\r\n').encode())
+    await writer.drain()
+    response = await reader.readuntil(b'\r\n\r\n')
+    assert b' 101 ' in response.split(b'\r\n', 1)[0], response
+    transport = writer.transport
+    transport.pause_reading()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        transport.abort()
+
+
+async def _small_buffer_connection(host: str, port: int):
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    host, port = url.split('//')[1].split('/')[0].split(':')
-    sock.connect((host, int(port)))
     sock.setblocking(False)
-    async with connect(url, sock=sock, max_size=None, max_queue=1, compression=None):
-        await asyncio.sleep(seconds)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    return await asyncio.open_connection(sock=sock)
 
 
 async def close_code(url: str, send: str | bytes | None = None, timeout: float = 5.0,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import json
 import threading
 
-from bridge_helpers import Bridge, close_code, receive
+from bridge_helpers import Bridge, close_code, receive, wait_until
 from geometry_msgs.msg import WrenchStamped
 import httpx
 import pytest
@@ -150,7 +150,10 @@ def test_max_clients(bridge):
 
 
 def test_bridge_keeps_serving_after_the_abuse(bridge, wrench_source):
-    stream = asyncio.run(receive(bridge.ws('/ws/wrench'), seconds=1.0, warmup=0.5))
+    # The probe's publisher is new: wait for discovery before measuring.
+    wait_until(lambda: asyncio.run(receive(bridge.ws('/ws/wrench'), 0.5)).samples > 0, 20,
+               'wrench samples through the bridge')
+    stream = asyncio.run(receive(bridge.ws('/ws/wrench'), seconds=1.0))
     assert stream.samples > 50 and stream.dropped == 0
     assert bridge.get('/health').status_code == 200
     status = bridge.status()

@@ -60,6 +60,13 @@ def test_rate_limiter_passes_everything_under_the_limit():
     assert all(limiter.accept(t / 30.0) for t in range(100))
 
 
+def test_rate_limiter_keeps_every_frame_of_a_jittery_source_at_the_limit():
+    limiter = RateLimiter(30.0)
+    rng = np.random.default_rng(2)
+    times = np.arange(300) / 30.0 + rng.uniform(-0.01, 0.01, 300)
+    assert sum(limiter.accept(t) for t in times) >= 299
+
+
 def test_wrench_batch_encodes_once_and_carries_client_drops():
     batcher = WrenchBatcher()
     assert batcher.take() is None

@@ -254,8 +254,13 @@ class Hub:
                     wanted.setdefault(client.image.variant, []).append(client)
             for variant, clients in wanted.items():
                 try:
-                    encoded = await loop.run_in_executor(
-                        self._encoder, imaging.encode, frame, variant, self.settings.jpeg_quality)
+                    if imaging.is_copy(frame, variant):
+                        # A plain copy is cheaper than a hand-off to the encoder thread.
+                        encoded = imaging.encode(frame, variant)
+                    else:
+                        encoded = await loop.run_in_executor(
+                            self._encoder, imaging.encode, frame, variant,
+                            self.settings.jpeg_quality)
                 except ValueError as error:
                     self._bad_frames += 1
                     if self._bad_frames == 1 or self._bad_frames % 100 == 0:

@@ -151,11 +151,16 @@ def scale_factor(width: int, max_width: int) -> int:
     return math.ceil(width / max_width)
 
 
+def is_copy(frame: Frame, variant: Variant) -> bool:
+    """Return whether encoding `frame` for `variant` is a plain copy of its pixels."""
+    return variant.format == 'raw' and frame.encoding.lower() in _LAYOUT \
+        and scale_factor(frame.width, variant.max_width) == 1
+
+
 def encode(frame: Frame, variant: Variant, quality: int = 80) -> Encoded:
     """Encode `frame` for one variant: downscale first (cheap striding), then JPEG or raw."""
     encoding = frame.encoding.lower()
-    if variant.format == 'raw' and scale_factor(frame.width, variant.max_width) == 1 \
-            and encoding in _LAYOUT:
+    if is_copy(frame, variant):
         array = to_array(frame)
         payload = array.astype(array.dtype.newbyteorder('<'), copy=False).tobytes()
         return Encoded(frame.seq, frame.stamp_ns, frame.width, frame.height, encoding, 'raw',

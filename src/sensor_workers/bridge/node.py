@@ -15,7 +15,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
-from rcl_interfaces.msg import Parameter
+from rcl_interfaces.msg import Parameter, ParameterType
 from rcl_interfaces.srv import GetParameterTypes, SetParameters
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 # on 1 kHz samples instead of losing them; images are latest-only anyway.
 WRENCH_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.BEST_EFFORT,
                         history=HistoryPolicy.KEEP_LAST)
-IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT,
+IMAGE_QOS = QoSProfile(depth=4, reliability=ReliabilityPolicy.BEST_EFFORT,
                        history=HistoryPolicy.KEEP_LAST)
 
 
@@ -100,6 +100,11 @@ class BridgeNode(Node):
                 self, 'max_ws_message_bytes', defaults.max_ws_message_bytes,
                 'Largest websocket message accepted from a client (close 1009 above).',
                 read_only=True, int_range=(64, 1024 * 1024)),
+            'send_buffer_bytes': declare(
+                self, 'send_buffer_bytes', defaults.send_buffer_bytes,
+                'Kernel send buffer per client socket (0 = autotuned); bounds what a stalled '
+                'client holds before its queue starts dropping.',
+                read_only=True, int_range=(0, 64 * 1024 * 1024)),
             'service_timeout_s': declare(self, 'service_timeout_s', defaults.service_timeout_s,
                                          'Time a control request waits for a ROS service.',
                                          read_only=True, float_range=(0.1, 60.0)),
@@ -207,9 +212,17 @@ class BridgeNode(Node):
         return response.success, response.message
 
     async def parameter_types(self, device: str, names: list[str]) -> list[int]:
-        response = await self.call(f'/{device}/get_parameter_types',
-                                   GetParameterTypes.Request(names=names))
-        return list(response.types)
+        """Return the declared type of each name (PARAMETER_NOT_SET if undeclared)."""
+        service = f'/{device}/get_parameter_types'
+        response = await self.call(service, GetParameterTypes.Request(names=names))
+        if len(response.types) == len(names):
+            return list(response.types)
+        # rclpy answers an empty list when any name is undeclared: ask one by one.
+        types = []
+        for name in names:
+            single = await self.call(service, GetParameterTypes.Request(names=[name]))
+            types.append(single.types[0] if single.types else ParameterType.PARAMETER_NOT_SET)
+        return types
 
     async def set_parameters(self, device: str,
                              values: dict[str, Any]) -> list[tuple[bool, str]]:
@@ -260,12 +273,18 @@ class RosThread:
         self._thread.join(timeout=5.0)
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """Bind the listening socket with TCP_NODELAY, which accepted sockets inherit on Linux."""
+def listen_socket(host: str, port: int, send_buffer_bytes: int = 0) -> socket.socket:
+    """Bind the listening socket with TCP_NODELAY, which accepted sockets inherit on Linux.
+
+    A fixed send buffer (SO_SNDBUF, also inherited) bounds what a stalled client can hold in
+    the kernel; 0 keeps the kernel's autotuning (up to megabytes per socket).
+    """
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if send_buffer_bytes > 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
     sock.bind((host, port))
     sock.listen(128)
     sock.set_inheritable(True)
@@ -292,7 +311,7 @@ def main(args: list[str] | None = None) -> None:
     try:
         node = BridgeNode()
         settings = node.settings
-        sock = listen_socket(settings.host, settings.port)
+        sock = listen_socket(settings.host, settings.port, settings.send_buffer_bytes)
         host, port = sock.getsockname()[:2]
         shown = f'[{host}]' if ':' in host else host
         node.get_logger().info(f'listening on http://{shown}:{port}')

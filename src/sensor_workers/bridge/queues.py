@@ -70,12 +70,13 @@ class QueueClosed(Exception):
 class RateLimiter:
     """Decide which frames of a stream a client with `max_fps` gets.
 
-    A token bucket of capacity one that accepts a frame when at least 0.8 tokens are there, so
-    a source at exactly twice the limit gives exactly the limit despite arrival jitter, while
-    the long-run rate never exceeds `max_fps`.
+    A token bucket that accepts a frame when at least 0.8 tokens are there and holds up to two,
+    so arrival jitter neither loses frames of a source at the limit nor halves the rate of one
+    at twice the limit, while the long-run rate never exceeds `max_fps`.
     """
 
     SLACK = 0.2
+    CAPACITY = 2.0
 
     def __init__(self, max_fps: float) -> None:
         self.max_fps = max_fps
@@ -86,7 +87,7 @@ class RateLimiter:
         if self.max_fps <= 0:
             return True
         if self._last is not None:
-            self._tokens = min(1.0, self._tokens + (now - self._last) * self.max_fps)
+            self._tokens = min(self.CAPACITY, self._tokens + (now - self._last) * self.max_fps)
         self._last = now
         if self._tokens >= 1.0 - self.SLACK:
             self._tokens -= 1.0

@@ -21,6 +21,7 @@ class BridgeSettings(BaseModel):
     events_queue: int = Field(256, ge=1)
     max_body_bytes: int = Field(65536, ge=256)
     max_ws_message_bytes: int = Field(4096, ge=64)
+    send_buffer_bytes: int = Field(0, ge=0)
     service_timeout_s: float = Field(3.0, gt=0)
     heartbeat_timeout_ms: int = Field(500, ge=50)
     manager_timeout_ms: int = Field(2000, ge=100)

@@ -1,0 +1,330 @@
+"""Fan-out of image 640x480 @ 30 fps + wrench 1 kHz to 1, 4 and 16 websocket clients.
+
+In one run, against the same ROS publisher process:
+- `bridge`: our bridge process (raw frames, `format=raw`, and wrench batches);
+- `foxglove`: an rclpy relay (EventsExecutor) into foxglove-sdk's Python websocket server, the
+  wrench one message per sample, images as raw bytes; clients subscribe to both channels.
+With more than one client, one of them completes the handshake (and, for Foxglove, subscribes)
+and then never reads. Per relay and client count: delivered image fps and wrench samples/s per
+reading client (min-max), wrench samples lost (sequence numbers the publisher put in force.x),
+wrench latency stamp -> client p50/p99, relay CPU % of a core and CPU seconds per delivered MB.
+
+    python -m bench.bridge_fanout --seconds 10
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+from pathlib import Path
+import socket
+import struct
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+WIDTH, HEIGHT, FPS, WRENCH_HZ = 640, 480, 30, 1000
+
+
+def publish(seconds: float) -> None:
+    """Role `publish`: Image 640x480 mono8 @ 30 and WrenchStamped @ 1 kHz (seq in force.x)."""
+    from geometry_msgs.msg import WrenchStamped
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from sensor_workers import qos
+
+    rclpy.init()
+    node = rclpy.create_node('fanout_source')
+    wrench_pub = node.create_publisher(WrenchStamped, '/ft/wrench', 1000)
+    image_pub = node.create_publisher(Image, '/camera/image_raw', qos.SENSOR_DATA)
+    frames = [np.roll(np.tile(np.arange(WIDTH, dtype=np.uint8), (HEIGHT, 1)), i * 8, axis=1)
+              .tobytes() for i in range(16)]
+    print('ready', flush=True)
+    start = time.monotonic()
+    seq = 0
+    while time.monotonic() - start < seconds and rclpy.ok():
+        seq += 1
+        due = start + seq / WRENCH_HZ
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        stamp = node.get_clock().now().to_msg()
+        wrench = WrenchStamped()
+        wrench.header.stamp = stamp
+        wrench.wrench.force.x = float(seq)
+        try:
+            wrench_pub.publish(wrench)
+        except Exception:  # noqa: BLE001 SIGTERM shut the context down under us
+            break
+        if seq % (WRENCH_HZ // FPS) == 0:
+            image = Image(height=HEIGHT, width=WIDTH, encoding='mono8', step=WIDTH)
+            image.header.stamp = stamp
+            image.data = frames[seq % len(frames)]
+            image_pub.publish(image)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def foxglove_relay(port: int) -> None:
+    """Role `foxglove`: relay the two topics into foxglove-sdk's websocket server."""
+    import foxglove
+    from geometry_msgs.msg import WrenchStamped
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.experimental import EventsExecutor
+    from sensor_msgs.msg import Image
+
+    from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS
+
+    rclpy.init()
+    node = rclpy.create_node('foxglove_relay')
+    server = foxglove.start_server(host='127.0.0.1', port=port)
+    wrench_channel = foxglove.Channel('/ft/wrench', message_encoding='json')
+    image_channel = foxglove.Channel('/camera/image_raw', message_encoding='json')
+
+    def on_wrench(msg) -> None:
+        t = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        f, q = msg.wrench.force, msg.wrench.torque
+        wrench_channel.log(json.dumps([t, f.x, f.y, f.z, q.x, q.y, q.z]).encode(), log_time=t)
+
+    def on_image(msg) -> None:
+        t = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        image_channel.log(bytes(msg.data), log_time=t)
+
+    node.create_subscription(WrenchStamped, '/ft/wrench', on_wrench, WRENCH_QOS)
+    node.create_subscription(Image, '/camera/image_raw', on_image, IMAGE_QOS)
+    executor = EventsExecutor()
+    executor.add_node(node)
+    print(f'ready {server.port}', flush=True)
+    try:
+        # The same executor and spin loop as the bridge (EventsExecutor.spin() stalled here).
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        server.stop()
+
+
+class Result:
+    def __init__(self) -> None:
+        self.frames = 0
+        self.frame_bytes = 0
+        self.samples: list[int] = []
+        self.latency_ms: list[float] = []
+        self.bytes = 0
+
+
+async def _raw_stall(url: str, seconds: float, subscribe: bool) -> None:
+    """Handshake (Foxglove: subscribe to everything), then never read again."""
+    from websockets.asyncio.client import connect
+
+    if subscribe:
+        async with connect(url, subprotocols=['foxglove.sdk.v1'], max_size=None,
+                           compression=None, close_timeout=0.5) as ws:
+            channels = await _foxglove_subscribe(ws)
+            assert channels
+            ws.transport.pause_reading()
+            await asyncio.sleep(seconds)
+            ws.transport.abort()
+        return
+    host_port, _, path = url.split('//', 1)[1].partition('/')
+    host, port = host_port.split(':')
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f'GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\n'
+                  f'Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n'
+                  'Sec-WebSocket-Version: 13\r\n\r\n').encode())
+    await reader.readuntil(b'\r\n\r\n')
+    writer.transport.pause_reading()
+    await asyncio.sleep(seconds)
+    writer.transport.abort()
+
+
+async def _foxglove_subscribe(ws) -> dict[int, str]:
+    channels: dict[int, str] = {}
+    while len(channels) < 2:
+        message = json.loads(await ws.recv())
+        if message.get('op') == 'advertise':
+            channels.update({c['id']: c['topic'] for c in message['channels']})
+    subscriptions = [{'id': cid, 'channelId': cid} for cid in channels]
+    await ws.send(json.dumps({'op': 'subscribe', 'subscriptions': subscriptions}))
+    return channels
+
+
+def _wrench_batch(result: Result, samples: list, now_ns: int) -> None:
+    for sample in samples:
+        result.samples.append(int(sample[1]))
+        result.latency_ms.append((now_ns - sample[0]) / 1e6)
+
+
+async def _bridge_client(base: str, seconds: float, result: Result) -> None:
+    from websockets.asyncio.client import connect
+
+    from sensor_workers.bridge import imaging
+
+    async def wrench() -> None:
+        async with connect(f'{base}/ws/wrench', compression=None) as ws:
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                try:
+                    text = await asyncio.wait_for(ws.recv(), left)
+                except TimeoutError:
+                    break
+                result.bytes += len(text)
+                _wrench_batch(result, json.loads(text)['samples'], time.time_ns())
+
+    async def image() -> None:
+        async with connect(f'{base}/ws/image?format=raw', max_size=None, compression=None) as ws:
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                try:
+                    data = await asyncio.wait_for(ws.recv(), left)
+                except TimeoutError:
+                    break
+                imaging.unpack(data)
+                result.frames += 1
+                result.bytes += len(data)
+
+    await asyncio.gather(wrench(), image())
+
+
+async def _foxglove_client(base: str, seconds: float, result: Result) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(base, subprotocols=['foxglove.sdk.v1'], max_size=None,
+                       compression=None) as ws:
+        channels = await _foxglove_subscribe(ws)
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            try:
+                data = await asyncio.wait_for(ws.recv(), left)
+            except TimeoutError:
+                break
+            if not isinstance(data, bytes) or data[0] != 1:
+                continue
+            subscription, _ = struct.unpack_from('<IQ', data, 1)
+            result.bytes += len(data)
+            payload = data[13:]
+            if channels[subscription] == '/ft/wrench':
+                _wrench_batch(result, [json.loads(payload)], time.time_ns())
+            else:
+                result.frames += 1
+
+
+def _measure(kind: str, base: str, pid: int, clients: int, seconds: float) -> dict:
+    import psutil
+
+    process = psutil.Process(pid)
+    warmup = 1.0
+
+    async def run() -> list[Result]:
+        results = [Result() for _ in range(clients - 1 if clients > 1 else 1)]
+        stalls = []
+        if clients > 1:
+            if kind == 'bridge':
+                stalls = [_raw_stall(f'{base}/ws/image?format=raw', seconds + warmup, False),
+                          _raw_stall(f'{base}/ws/wrench', seconds + warmup, False)]
+            else:
+                stalls = [_raw_stall(base, seconds + warmup, True)]
+        client = _bridge_client if kind == 'bridge' else _foxglove_client
+        warm = [Result() for _ in results]
+        tasks = [asyncio.create_task(s) for s in stalls]
+        # Connect everything, let it settle, then measure a fresh window.
+        await asyncio.gather(*(client(base, warmup, w) for w in warm))
+        cpu0 = sum(process.cpu_times()[:2])
+        t0 = time.monotonic()
+        await asyncio.gather(*(client(base, seconds, r) for r in results))
+        elapsed = time.monotonic() - t0
+        cpu = sum(process.cpu_times()[:2]) - cpu0
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return results, cpu, elapsed
+
+    results, cpu, elapsed = asyncio.run(run())
+    lost = 0
+    for r in results:
+        if r.samples:
+            lost += max(r.samples) - min(r.samples) + 1 - len(set(r.samples))
+    latency = np.concatenate([np.asarray(r.latency_ms) for r in results]) \
+        if any(r.latency_ms for r in results) else np.asarray([np.nan])
+    megabytes = sum(r.bytes for r in results) / 1e6
+    return {
+        'relay': kind, 'clients': clients,
+        'fps': (min(r.frames for r in results) / elapsed,
+                max(r.frames for r in results) / elapsed),
+        'wrench_hz': (min(len(r.samples) for r in results) / elapsed,
+                      max(len(r.samples) for r in results) / elapsed),
+        'lost': lost, 'p50': float(np.nanpercentile(latency, 50)),
+        'p99': float(np.nanpercentile(latency, 99)),
+        'cpu_pct': 100.0 * cpu / elapsed, 'cpu_s_per_mb': cpu / megabytes if megabytes else np.nan,
+        'mb_s': megabytes / elapsed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seconds', type=float, default=10.0, help='measurement per set-up')
+    parser.add_argument('--clients', default='1,4,16', help='client counts, comma separated')
+    parser.add_argument('--role', choices=('bench', 'publish', 'foxglove'), default='bench',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--port', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role == 'publish':
+        publish(args.seconds)
+        return 0
+    if args.role == 'foxglove':
+        foxglove_relay(args.port)
+        return 0
+
+    from sensor_workers.testing.ros_env import apply_isolated_ros_environment
+
+    env = apply_isolated_ros_environment()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
+    from sensor_workers.testing.processes import ProcessGroup
+
+    counts = [int(c) for c in args.clients.split(',')]
+    total = (len(counts) * 2) * (args.seconds + 3) + 30
+    with tempfile.TemporaryDirectory(prefix='bridge_fanout_') as tmp:
+        procs = ProcessGroup(Path(tmp), env)
+        try:
+            bridge = procs.start_python('bridge', 'sensor_workers.bridge.node', '--ros-args',
+                                        '-p', 'port:=0', '-p', 'max_clients:=64')
+            url = bridge.wait_for_output(r'listening on http://([0-9.]+:\d+)', 60).group(1)
+            with socket.socket() as sock:
+                sock.bind(('127.0.0.1', 0))
+                fox_port = sock.getsockname()[1]
+            fox = procs.start_python('foxglove', 'bench.bridge_fanout', '--role', 'foxglove',
+                                     '--port', str(fox_port))
+            fox.wait_for_output(r'^ready', 60)
+            source = procs.start_python('source', 'bench.bridge_fanout', '--role', 'publish',
+                                        '--seconds', str(total))
+            source.wait_for_output(r'^ready', 60)
+            time.sleep(2.0)  # discovery
+            print(f'{"relay":<9}{"clients":>8}{"img fps min-max":>17}{"wrench/s min-max":>18}'
+                  f'{"lost":>7}{"p50 ms":>8}{"p99 ms":>8}{"CPU %":>7}{"MB/s":>7}'
+                  f'{"CPU s/MB":>9}', flush=True)
+            for clients in counts:
+                for kind, base, pid in (('bridge', f'ws://{url}', bridge.pid),
+                                        ('foxglove', f'ws://127.0.0.1:{fox_port}', fox.pid)):
+                    row = _measure(kind, base, pid, clients, args.seconds)
+                    stalled = ' (1 stalled)' if clients > 1 else ''
+                    print(f'{kind:<9}{clients:>8}{row["fps"][0]:>8.1f}-{row["fps"][1]:<8.1f}'
+                          f'{row["wrench_hz"][0]:>8.0f}-{row["wrench_hz"][1]:<9.0f}'
+                          f'{row["lost"]:>7}{row["p50"]:>8.2f}{row["p99"]:>8.2f}'
+                          f'{row["cpu_pct"]:>7.1f}{row["mb_s"]:>7.1f}{row["cpu_s_per_mb"]:>9.4f}'
+                          f'{stalled}', flush=True)
+        finally:
+            procs.stop_all()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

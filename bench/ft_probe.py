@@ -1,0 +1,192 @@
+"""Measuring clients of the F/T stream, each in its own process: ROS, websocket or raw pty.
+
+Every received sample is kept as (arrival time, sample counter): the counter comes from the
+simulator's values (`bota_sim` encodes it in Mz), so the analysis knows when each sample was due
+and which ones never came. On SIGTERM/SIGINT, on `--max-seconds` or when the websocket closes,
+the records are written to `--out` (.npz) and the process exits 0.
+
+    python -m bench.ft_probe ros --out ros.npz --max-seconds 300
+    python -m bench.ft_probe ws --url ws://127.0.0.1:8080/ws/wrench --out ws.npz
+    python -m bench.ft_probe pty --port /tmp/sim_link --out pty.npz
+
+The `pty` mode reads a simulator's port itself (no worker, no DDS): the floor set by the OS's
+pseudo-terminal path (the kernel hands tty data over in a kworker) on this machine.
+"""
+
+import argparse
+from array import array
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+# The probes stop by themselves even if nobody stops them.
+DEFAULT_MAX_SECONDS = 900.0
+
+
+class Records:
+    """Arrival times and counters, appended from one thread."""
+
+    def __init__(self) -> None:
+        self.arrival_ns = array('q')
+        self.counter = array('q')
+        self.batch = array('q')  # websocket batch sequence number (-1 for ROS)
+        self.reported_dropped = 0
+
+    def save(self, path: str, source: str) -> None:
+        np.savez(path, arrival_ns=np.frombuffer(self.arrival_ns, dtype=np.int64),
+                 counter=np.frombuffer(self.counter, dtype=np.int64),
+                 batch=np.frombuffer(self.batch, dtype=np.int64),
+                 reported_dropped=np.int64(self.reported_dropped), source=source)
+
+
+def run_ros(out: str, max_seconds: float) -> int:
+    from geometry_msgs.msg import WrenchStamped
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.experimental import EventsExecutor
+
+    from sensor_workers import qos
+    from sensor_workers.ft.sim import counter_from_wrench
+
+    records = Records()
+    stop = threading.Event()
+
+    def on_wrench(msg: WrenchStamped) -> None:
+        now = time.time_ns()
+        t = msg.wrench.torque
+        records.arrival_ns.append(now)
+        records.counter.append(counter_from_wrench((0.0, 0.0, 0.0, 0.0, 0.0, t.z)))
+        records.batch.append(-1)
+
+    rclpy.init(args=['--ros-args', '-r', '__node:=ft_probe'])
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    node = rclpy.create_node('ft_probe')
+    # The same profile as the shipped publishers (qos.SENSOR_STREAM): what a subscriber of the
+    # product would use.
+    node.create_subscription(WrenchStamped, '/ft/wrench', on_wrench, qos.SENSOR_STREAM)
+    executor = EventsExecutor()
+    executor.add_node(node)
+    deadline = time.monotonic() + max_seconds
+    print('probe ready', flush=True)
+    try:
+        while not stop.is_set() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    records.save(out, 'ros')
+    return 0
+
+
+async def _run_ws(url: str, records: Records, max_seconds: float, stop: asyncio.Event) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    from sensor_workers.ft.sim import counter_from_wrench
+
+    deadline = time.monotonic() + max_seconds
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            async with connect(url, compression=None, max_size=None, open_timeout=5) as ws:
+                print('probe ready', flush=True)
+                while not stop.is_set():
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        return
+                    try:
+                        message = await asyncio.wait_for(ws.recv(), min(timeout, 0.2))
+                    except TimeoutError:
+                        continue
+                    now = time.time_ns()
+                    batch = json.loads(message)
+                    records.reported_dropped = batch.get('dropped', 0)
+                    seq = batch.get('seq', -1)
+                    for sample in batch['samples']:
+                        records.arrival_ns.append(now)
+                        records.counter.append(counter_from_wrench(sample[1:7]))
+                        records.batch.append(seq)
+        except (OSError, ConnectionClosed, TimeoutError):
+            # The bridge is not (yet) up or went away: try again until told to stop.
+            await asyncio.sleep(0.2)
+
+
+def run_ws(url: str, out: str, max_seconds: float) -> int:
+    if not url.startswith('ws://127.0.0.1:'):
+        raise SystemExit('ft_probe talks to ws://127.0.0.1 only')
+    records = Records()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await _run_ws(url, records, max_seconds, stop)
+
+    asyncio.run(main())
+    records.save(out, 'ws')
+    return 0
+
+
+def run_pty(port: str, out: str, max_seconds: float) -> int:
+    import select
+
+    import serial
+
+    from sensor_workers.ft.protocol import FrameParser
+    from sensor_workers.ft.sim import counter_from_wrench
+
+    records = Records()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    parser = FrameParser()
+    deadline = time.monotonic() + max_seconds
+    with serial.Serial(port, 460800, timeout=0) as link:
+        link.reset_input_buffer()
+        fd = link.fileno()
+        print('probe ready', flush=True)
+        while not stop.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([fd], [], [], 0.05)
+            if not readable:
+                continue
+            data = os.read(fd, 4096)
+            now = time.time_ns()
+            for frame in parser.feed(data):
+                records.arrival_ns.append(now)
+                records.counter.append(counter_from_wrench(frame.wrench))
+                records.batch.append(-1)
+    records.save(out, 'pty')
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('mode', choices=('ros', 'ws', 'pty'))
+    parser.add_argument('--out', required=True, help='.npz file written at the end')
+    parser.add_argument('--url', help='ws mode: ws://127.0.0.1:PORT/ws/wrench')
+    parser.add_argument('--port', help="pty mode: the simulator's port (or its link)")
+    parser.add_argument('--max-seconds', type=float, default=DEFAULT_MAX_SECONDS)
+    args = parser.parse_args(argv)
+    if args.mode == 'ros':
+        return run_ros(args.out, args.max_seconds)
+    if args.mode == 'pty':
+        if not args.port:
+            parser.error('pty mode needs --port')
+        return run_pty(args.port, args.out, args.max_seconds)
+    if not args.url:
+        parser.error('ws mode needs --url')
+    return run_ws(args.url, args.out, args.max_seconds)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Smoke test of bench/bridge_fanout.py: it runs and prints its table (figures are not judged)."""
+
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.integration
+def test_bridge_fanout_bench_runs():
+    result = subprocess.run(
+        [sys.executable, '-m', 'bench.bridge_fanout', '--seconds', '1', '--clients', '1'],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert {(row[0], row[1]) for row in rows if row and row[0] in ('bridge', 'foxglove')} == {
+        ('bridge', '1'), ('foxglove', '1')}

@@ -388,9 +388,10 @@ class BotaSimulator:
             elif name == 'stall':
                 self._stall_until = now + int(args[0]) * 1_000_000
             elif name == 'reopen':
-                self._close_pty()
+                # The link goes first: whoever sees the port close must not find the old link.
                 if self.link is not None and self.link.is_symlink():
                     self.link.unlink()
+                self._close_pty()
                 self._reopen_at = now + max(1, int(args[0])) * 1_000_000
 
     def _read_control(self) -> None:

@@ -9,6 +9,7 @@ Per device it prints, over the kills, p50/p99/max of
 
 import argparse
 from collections.abc import Sequence
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -31,26 +32,18 @@ from sensor_workers import paths, qos  # noqa: E402
 from sensor_workers.diagnostics import status_values  # noqa: E402
 from sensor_workers.testing.processes import ProcessGroup  # noqa: E402
 from sensor_workers.testing.ros_probe import Received, RosProbe  # noqa: E402
+from sensor_workers.testing.waiting import wait_until  # noqa: E402
 
 TOPICS = {'ft': ('/ft/wrench', WrenchStamped), 'camera': ('/camera/image_raw', Image)}
 # Between kills the device runs this long, longer than the backoff reset, so every kill is a
 # "first failure" (initial delay), as in production where crashes are rare.
 SETTLE_S = 1.5
+POLL_S = 0.002  # the detection and recovery times are read to this resolution
 
 
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.002)
-    raise TimeoutError(f'timed out after {timeout:g} s waiting for {what}')
 
 
 class Bench:
@@ -90,8 +83,8 @@ class Bench:
         return len(arrival) >= 3 and arrival[-3] > since
 
     def kill_once(self, device: str) -> tuple[float, float]:
-        wait_for(lambda: self.state(device).get('state') == 'active'
-                 and self.flowing(device, time.monotonic() - 0.3), 60, f'{device} running')
+        wait_until(lambda: self.state(device).get('state') == 'active'
+                   and self.flowing(device, time.monotonic() - 0.3), 60, f'{device} running')
         pid = int(self.state(device)['pid'])
         self.data[device].clear()
         killed_ns = time.time_ns()
@@ -115,13 +108,13 @@ class Bench:
                     return t
             return None
 
-        detected = wait_for(exited, 10, f'{device} exited event')
-        back = wait_for(first_new, 30, f'{device} data from the new process')
+        detected = wait_until(exited, 10, f'{device} exited event', period=POLL_S)
+        back = wait_until(first_new, 30, f'{device} data from the new process', period=POLL_S)
         return detected - killed, back - killed
 
     def run(self, kills: int, seconds: float | None) -> dict[str, list[tuple[float, float]]]:
-        wait_for(lambda: all(self.state(d).get('state') == 'active' for d in self.devices), 90,
-                 'devices active')
+        wait_until(lambda: all(self.state(d).get('state') == 'active' for d in self.devices), 90,
+                   'devices active')
         results: dict[str, list[tuple[float, float]]] = {d: [] for d in self.devices}
         deadline = None if seconds is None else time.monotonic() + seconds
         for _ in range(kills):
@@ -143,9 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--devices', nargs='+', default=available, choices=list(TOPICS))
     parser.add_argument('--no-standby', action='store_true',
                         help='restart from scratch (manager parameter warm_standby: false)')
+    parser.add_argument('--keep', type=Path, default=None,
+                        help='write the process logs (manager and workers) into this directory')
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix='recovery_') as directory:
-        bench = Bench(args.devices, Path(directory), standby=not args.no_standby)
+    with contextlib.ExitStack() as stack:
+        if args.keep is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='recovery_')))
+        else:
+            directory = args.keep
+            directory.mkdir(parents=True, exist_ok=True)
+        bench = Bench(args.devices, directory, standby=not args.no_standby)
         try:
             results = bench.run(args.kills, args.seconds)
         except TimeoutError as error:

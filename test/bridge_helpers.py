@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-from collections.abc import Callable
 from dataclasses import dataclass, field
 import json
 import os
@@ -15,6 +14,10 @@ from websockets.asyncio.client import connect
 
 from sensor_workers.bridge import imaging
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
+from sensor_workers.testing.waiting import wait_until
+
+# What a poll of a bridge that is still starting (or a device not yet listed) raises.
+NOT_YET = (httpx.HTTPError, KeyError)
 
 
 class Bridge:
@@ -34,7 +37,8 @@ class Bridge:
         match = self.process.wait_for_output(r'listening on (http://[0-9.]+:\d+)', timeout=30)
         self.url = match.group(1)
         self.ws_url = 'ws' + self.url[4:]
-        wait_until(lambda: self.get('/health').status_code == 200, 15, 'bridge /health')
+        wait_until(lambda: self.get('/health').status_code == 200, 15, 'bridge /health',
+                   tolerate=NOT_YET)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -58,21 +62,6 @@ class Bridge:
             query.setdefault('token', self.token)
         text = '&'.join(f'{k}={v}' for k, v in query.items())
         return f'{self.ws_url}{path}' + (f'?{text}' if text else '')
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
-               period: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = predicate()
-        except (httpx.HTTPError, KeyError):
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f'{what} not reached within {timeout} s')
-        time.sleep(period)
 
 
 @dataclass

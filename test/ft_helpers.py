@@ -1,8 +1,7 @@
 """Shared pieces of the F/T integration tests and the latency benchmark."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -59,16 +58,6 @@ def wrench_tuple(msg: Any) -> tuple[float, ...]:
 
 def counters(messages: Sequence[Any]) -> list[int]:
     return [counter_from_wrench(wrench_tuple(m)) for m in messages]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f'timed out after {timeout} s waiting for {what}')
 
 
 def ft_diagnostics(received) -> list[tuple[int, dict[str, str]]]:

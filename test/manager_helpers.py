@@ -1,10 +1,9 @@
 """Shared pieces of the manager integration tests and the recovery benchmark."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 import importlib.util
 from pathlib import Path
-import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -15,6 +14,7 @@ from sensor_workers import paths, qos
 from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
 from sensor_workers.testing.ros_probe import Received, RosProbe
+from sensor_workers.testing.waiting import wait_until
 
 
 def available_devices() -> list[str]:
@@ -85,18 +85,7 @@ class Watch:
                 return states
             return None
 
-        return wait_until(ready, timeout, f'{", ".join(devices)} active')
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
-               period: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(period)
-    raise TimeoutError(f'timed out after {timeout} s waiting for {what}')
+        return wait_until(ready, timeout, f'{", ".join(devices)} active', period=0.01)
 
 
 def descendants(pid: int) -> list[psutil.Process]:

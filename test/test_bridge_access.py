@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import json
 import threading
 
-from bridge_helpers import Bridge, close_code, receive, wait_until
+from bridge_helpers import Bridge, close_code, receive
 from geometry_msgs.msg import WrenchStamped
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 
 from sensor_workers import qos
 from sensor_workers.testing.processes import ProcessGroup
+from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 TOKEN = 'access-test-token'

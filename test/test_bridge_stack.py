@@ -15,7 +15,7 @@ import signal
 import statistics
 import time
 
-from bridge_helpers import Bridge, Stream, receive, stalled, wait_until
+from bridge_helpers import NOT_YET, Bridge, Stream, receive, stalled
 from geometry_msgs.msg import WrenchStamped
 from manager_helpers import available_devices, start_manager, write_config
 import pytest
@@ -24,6 +24,7 @@ from sensor_msgs.msg import Image
 from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS
 from sensor_workers.testing.processes import ProcessGroup
 from sensor_workers.testing.ros_probe import RosProbe
+from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 DEVICES = available_devices()
@@ -65,7 +66,7 @@ class Stack:
                        and devices[d]['rate_hz'] > 0
                        and devices[d]['pid'] != (not_pid or {}).get(d) for d in DEVICES)
 
-        wait_until(ready, timeout, f'{DEVICES} active and beating')
+        wait_until(ready, timeout, f'{DEVICES} active and beating', tolerate=NOT_YET)
 
 
 @pytest.fixture(scope='module')
@@ -289,7 +290,8 @@ def test_killed_worker_shows_down_and_its_stream_resumes(stack):
 
     async def both():
         task = asyncio.create_task(run())
-        loop_result['down'] = await asyncio.to_thread(wait_until, down, 15, 'ft down', 0.02)
+        loop_result['down'] = await asyncio.to_thread(
+            wait_until, down, 15, 'ft down', 0.02, NOT_YET)
         loop_result['events'] = await task
 
     asyncio.run(both())

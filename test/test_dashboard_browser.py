@@ -7,13 +7,13 @@ download does not work here). Screenshots go to this module's temp dir.
 from collections.abc import Iterator
 from pathlib import Path
 import socket
-import time
 
 import httpx
 import pytest
 
 from sensor_workers import paths
 from sensor_workers.testing.processes import ProcessGroup
+from sensor_workers.testing.waiting import wait_until
 
 CHROMIUM = Path('/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -31,20 +31,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
-
-
-def _wait_until(predicate, timeout: float, what: str, period: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = predicate()
-        except httpx.HTTPError:
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f'{what} not reached in {timeout} s')
-        time.sleep(period)
 
 
 class Stack:
@@ -66,8 +52,8 @@ class Stack:
             f'bridge-{len(self.group.processes)}', 'sensor_workers.bridge.node',
             '--ros-args', '--params-file', self.config,
             '-p', f'port:={self.port}', '-p', f'auth_token:={TOKEN}')
-        _wait_until(lambda: httpx.get(f'{self.url}/health', timeout=1).status_code == 200,
-                    60, 'bridge /health')
+        wait_until(lambda: httpx.get(f'{self.url}/health', timeout=1).status_code == 200,
+                   60, 'bridge /health', period=0.1, tolerate=(httpx.HTTPError,))
 
     def stop_bridge(self) -> None:
         self.bridge.stop()
@@ -93,9 +79,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, ros_env: dict[str, str]) -> 
     try:
         running.start_manager()
         running.start_bridge()
-        _wait_until(lambda: _device_states(running.status()) == {'camera': 'active',
-                                                                  'ft': 'active'},
-                    40, 'both devices active')
+        wait_until(lambda: _device_states(running.status()) == {'camera': 'active',
+                                                                 'ft': 'active'},
+                   40, 'both devices active', period=0.1, tolerate=(httpx.HTTPError,))
         yield running
     finally:
         running.group.stop_all()

@@ -18,7 +18,6 @@ from ft_helpers import (
     ft_diagnostics,
     start_node,
     start_sim,
-    wait_until,
     wrench_tuple,
 )
 from geometry_msgs.msg import WrenchStamped
@@ -29,6 +28,7 @@ from sensor_workers.diagnostics import ERROR, level_of
 from sensor_workers.ft.sim import send_control
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
 from sensor_workers.testing.ros_probe import Received, RosProbe
+from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

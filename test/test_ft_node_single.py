@@ -10,7 +10,6 @@ from ft_helpers import (
     counters,
     start_node,
     start_sim,
-    wait_until,
     wrench_tuple,
 )
 from geometry_msgs.msg import WrenchStamped
@@ -19,6 +18,7 @@ import pytest
 
 from sensor_workers.ft.sim import wrench_for
 from sensor_workers.testing.ros_probe import RosProbe
+from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,10 @@ import socket
 import sys
 import time
 
-from manager_helpers import descendants, gone, wait_until, write_config
+from manager_helpers import descendants, gone, write_config
 import pytest
+
+from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,13 @@ import statistics
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
-from manager_helpers import Watch, descendants, gone, start_manager, wait_until, write_config
+from manager_helpers import Watch, descendants, gone, start_manager, write_config
 import pytest
 
 from sensor_workers import qos
 from sensor_workers.diagnostics import status_values
 from sensor_workers.testing.ros_probe import RosProbe
+from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

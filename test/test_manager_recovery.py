@@ -13,7 +13,6 @@ from manager_helpers import (
     descendants,
     gone,
     start_manager,
-    wait_until,
     write_config,
 )
 import psutil
@@ -24,6 +23,7 @@ from std_srvs.srv import Trigger
 from sensor_workers import qos
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
 from sensor_workers.testing.ros_probe import Received, RosProbe
+from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -14,6 +14,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from sensor_workers import qos
+from sensor_workers.autostart import start_when_spinning
 from sensor_workers.heartbeat import Heartbeat
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
@@ -37,9 +38,8 @@ class WorkerNode(LifecycleNode):
         self.heartbeat = Heartbeat(self, period_ms / 1000.0)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-        self._autostart_timer = None
         if self.autostart:
-            self._autostart_timer = self.create_timer(0.0, self._run_autostart)
+            start_when_spinning(self)
 
     def diagnostic_status(self) -> DiagnosticStatus:
         """Return this worker's status for /diagnostics."""
@@ -58,15 +58,6 @@ class WorkerNode(LifecycleNode):
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [self.diagnostic_status()]
         self._diagnostics.publish(array)
-
-    def _run_autostart(self) -> None:
-        self.destroy_timer(self._autostart_timer)
-        self._autostart_timer = None
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error('autostart: configure failed; staying unconfigured')
-            return
-        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error('autostart: activate failed; staying inactive')
 
 
 def run_worker(

@@ -29,6 +29,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_srvs.srv import Trigger
 
 from sensor_workers import paths, qos
+from sensor_workers.autostart import start_when_spinning
 from sensor_workers.diagnostics import make_status, status_values
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.manager.policy import Event, PolicyConfig, RestartPolicy
@@ -148,9 +149,8 @@ class ManagerNode(LifecycleNode):
         self.create_timer(TICK_S, self._tick)
         self.create_timer(STATES_PERIOD_S, self._publish_states)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-        self._autostart_timer = None
         if self.get_parameter('autostart').value:
-            self._autostart_timer = self.create_timer(0.0, self._run_autostart)
+            start_when_spinning(self)
 
     # Parameters
 
@@ -193,6 +193,11 @@ class ManagerNode(LifecycleNode):
         declare(self, 'warm_standby', True,
                 'Keep a spare worker process per active device, imported and discovered, to '
                 'take over at once after a failure.', read_only=True)
+        declare(self, 'worker_autostart', True,
+                'Start workers with autostart, so they configure and activate themselves and '
+                'data flows before the manager has discovered their lifecycle services (which '
+                'takes 0.5-2 s after a kill); false: the manager drives every transition.',
+                read_only=True)
         declare(self, 'stop_timeout_ms', 3000,
                 'On a requested stop: SIGTERM, then SIGKILL after this long.',
                 int_range=(0, 60000))
@@ -234,6 +239,8 @@ class ManagerNode(LifecycleNode):
                 return None
 
         overrides = {'heartbeat_period_ms': str(self.get_parameter('heartbeat_period_ms').value)}
+        if self.get_parameter('worker_autostart').value:
+            overrides['autostart'] = 'true'
         for entry in value('parameters') or []:
             key, sep, val = entry.partition(':=')
             if not sep or not key:
@@ -264,15 +271,6 @@ class ManagerNode(LifecycleNode):
         )
 
     # Own lifecycle
-
-    def _run_autostart(self) -> None:
-        self.destroy_timer(self._autostart_timer)
-        self._autostart_timer = None
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error('autostart: configure failed; staying unconfigured')
-            return
-        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error('autostart: activate failed; staying inactive')
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:

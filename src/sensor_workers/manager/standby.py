@@ -16,6 +16,7 @@ import select
 import sys
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.worker import WorkerNode, run_worker
@@ -48,8 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     node_class = worker_class(argv[1])
     args = [argv[0], *argv[2:]]
     rclpy.init(args=args)
-    placeholder = rclpy.create_node(f'_standby_{node_class.__name__.lower()}',
-                                    use_global_arguments=False)
+    try:
+        placeholder = rclpy.create_node(f'_standby_{node_class.__name__.lower()}',
+                                        use_global_arguments=False)
+    except RCLError:
+        if rclpy.ok():
+            raise
+        return 0  # SIGTERM (the manager stopping) shut the context down while we started
     if not wait_for_go():
         placeholder.destroy_node()
         rclpy.try_shutdown()

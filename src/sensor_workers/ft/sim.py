@@ -153,6 +153,9 @@ class BotaSimulator:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._stop = threading.Event()
+        # Set by the signal handler, which must take no lock: a second SIGTERM arriving while
+        # the first handler was inside Event.set() deadlocked the simulator for good.
+        self._signalled = False
         self._thread: threading.Thread | None = None
         self._master = -1
         self._slave = -1
@@ -277,7 +280,7 @@ class BotaSimulator:
 
     def serve(self) -> None:
         """Serve commands and frames until `stop()`."""
-        while not self._stop.is_set():
+        while not (self._stop.is_set() or self._signalled):
             now = time.monotonic_ns()
             self._apply_faults(now)
             if self._reopen_at:
@@ -308,7 +311,7 @@ class BotaSimulator:
     def run(self) -> None:
         """Serve in this thread until SIGINT/SIGTERM (the console script)."""
         def on_signal(signum, frame):
-            self._stop.set()
+            self._signalled = True
             self._wake()
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)

@@ -8,8 +8,10 @@ futures, so neither side ever blocks the other.
 import asyncio
 from collections.abc import Iterable
 import logging
+import os
 import signal
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -128,6 +130,9 @@ class BridgeNode(Node):
         self.settings = BridgeSettings(**p)
         self.hub = Hub(self.settings)
         self._ros_thread: RosThread | None = None
+        # Set when the executor thread died: the process then stops and exits 1, instead of
+        # serving web clients with no ROS data behind them.
+        self.ros_thread_failed = False
         self._service_clients: dict[str, Any] = {}
         self._frames = 0
         self._create_interfaces()
@@ -262,6 +267,10 @@ class RosThread:
                 self.executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:  # noqa: BLE001 any exception in a callback ends the executor
+            log.exception('the ROS executor thread died; stopping the bridge')
+            self.node.ros_thread_failed = True
+            os.kill(os.getpid(), signal.SIGTERM)
         finally:
             self.executor.shutdown()
 
@@ -323,6 +332,8 @@ def main(args: list[str] | None = None) -> None:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.ros_thread_failed:
+        sys.exit(1)
 
 
 def _interrupt(signum, frame) -> None:

@@ -33,7 +33,13 @@ from sensor_workers.autostart import start_when_spinning
 from sensor_workers.diagnostics import make_status, status_values
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.manager.policy import Event, PolicyConfig, RestartPolicy
-from sensor_workers.manager.process import Spawner, WorkerProcess, WorkerSpec, parse_env
+from sensor_workers.manager.process import (
+    Spawner,
+    WorkerProcess,
+    WorkerSpec,
+    parse_env,
+    tune,
+)
 from sensor_workers.manager.states import ERROR, STATE_LEVELS, Action, DeviceState
 from sensor_workers.params import declare
 
@@ -375,6 +381,9 @@ class ManagerNode(LifecycleNode):
         device.reset_runtime()
         device.generation += 1
         generation = device.generation
+        if standby is not None and standby.alive():
+            for warning in tune(standby.pid, device.spec):
+                self.get_logger().warning(f'{device.name}: {warning}')
         if standby is not None and standby.alive() and standby.go():
             device.process = standby
             self.get_logger().info(f'{device.name}: standby pid {standby.pid} takes over')

@@ -82,24 +82,43 @@ def parse_env(entries: Sequence[str]) -> dict[str, str]:
     return env
 
 
+def _for_each_thread(pid: int, apply: Callable[[int], object]) -> None:
+    """Call `apply(tid)` for every thread of `pid`; a thread that ended meanwhile is skipped."""
+    try:
+        threads = [int(tid) for tid in os.listdir(f'/proc/{pid}/task')] or [pid]
+    except OSError:
+        threads = [pid]
+    for tid in threads:
+        try:
+            apply(tid)
+        except ProcessLookupError:
+            continue
+
+
 def tune(pid: int, spec: WorkerSpec) -> list[str]:
-    """Apply affinity and priority to a fresh child; return a warning per refused setting."""
+    """Apply affinity and priority to a worker; return a warning per refused setting.
+
+    Linux applies both per thread, so every thread the process has is set; threads started
+    later inherit the setting. A warm standby is tuned only when it takes over: at SCHED_FIFO
+    on the live worker's CPU, its import burst starved the live worker into missed heartbeats.
+    """
     warnings = []
     if spec.cpu_affinity:
         try:
-            os.sched_setaffinity(pid, spec.cpu_affinity)
+            _for_each_thread(pid, lambda tid: os.sched_setaffinity(tid, spec.cpu_affinity))
         except OSError as error:
             warnings.append(f'cpu_affinity {list(spec.cpu_affinity)} refused: {error.strerror}')
     if spec.rt_priority:
         try:
-            os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(spec.rt_priority))
+            param = os.sched_param(spec.rt_priority)
+            _for_each_thread(pid, lambda tid: os.sched_setscheduler(tid, os.SCHED_FIFO, param))
         except OSError as error:
             hint = ' (needs CAP_SYS_NICE or an rtprio limit)' if error.errno == 1 else ''
             warnings.append(f'SCHED_FIFO priority {spec.rt_priority} refused: '
                             f'{error.strerror}{hint}; running with normal scheduling')
     elif spec.nice:
         try:
-            os.setpriority(os.PRIO_PROCESS, pid, spec.nice)
+            _for_each_thread(pid, lambda tid: os.setpriority(os.PRIO_PROCESS, tid, spec.nice))
         except OSError as error:
             hint = ' (negative values need CAP_SYS_NICE)' if error.errno == 13 else ''
             warnings.append(f'nice {spec.nice} refused: {error.strerror}{hint}')
@@ -231,5 +250,5 @@ class Spawner:
             except OSError as error:
                 future.set_exception(error)
                 continue
-            warnings = tune(popen.pid, spec)
+            warnings = [] if standby else tune(popen.pid, spec)
             future.set_result((WorkerProcess(spec, popen, on_exit), warnings))

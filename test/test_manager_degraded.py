@@ -47,7 +47,6 @@ def test_unopenable_device_degrades_alone_and_sigterm_leaves_nothing(procs, tmp_
             degraded = wait_until(lambda: watch.event_list('ft_bad', 'degraded'), 60, 'degraded')
         except TimeoutError:
             pytest.fail(f'ft_bad never degraded:\n{manager.tail(60)}')
-        degraded_at = degraded[0][0]
         assert degraded[0][1] == 2  # ERROR
         # The first retry at the maximum delay, still degraded.
         wait_until(lambda: len({v['pid'] for _, v in watch.history('ft_bad')} - {'0'}) >= 4,
@@ -84,9 +83,11 @@ def test_unopenable_device_degrades_alone_and_sigterm_leaves_nothing(procs, tmp_
         assert watch.state('ft')['state'] == 'active'
         assert watch.state('ft')['restarts'] == healthy['restarts']
         assert watch.state('ft')['pid'] == healthy['pid']
+        # ft_bad has failed all along, degraded and retried since: the whole window counts (it
+        # can degrade within a second of ft being active now that workers start themselves).
         beats, arrival = heartbeats.snapshot()
         rates = [float(status_values(b)['rate_hz']) for b, t in zip(beats, arrival, strict=True)
-                 if healthy_from + 0.5 <= t <= degraded_at]
+                 if t >= healthy_from + 0.5]
         assert len(rates) >= 10
         print(f'healthy ft while ft_bad failed: rate_hz median {statistics.median(rates):.0f}, '
               f'min {min(rates):.0f} ({FT_RATE_HZ:.0f} nominal, {len(rates)} heartbeats)')

@@ -382,14 +382,16 @@ class ManagerNode(LifecycleNode):
         device.generation += 1
         generation = device.generation
         if standby is not None and standby.alive():
+            # Real-time settings only now: a standby importing at the live worker's priority
+            # starved it.
             for warning in tune(standby.pid, device.spec):
                 self.get_logger().warning(f'{device.name}: {warning}')
-        if standby is not None and standby.alive() and standby.go():
-            device.process = standby
-            self.get_logger().info(f'{device.name}: standby pid {standby.pid} takes over')
-            device.step = 'probe'
-            device.next_probe_at = time.monotonic()
-            return
+            if standby.go():
+                device.process = standby
+                self.get_logger().info(f'{device.name}: standby pid {standby.pid} takes over')
+                device.step = 'probe'
+                device.next_probe_at = time.monotonic()
+                return
 
         def on_exit(process: WorkerProcess, code: int) -> None:
             self._post(('exit', device, generation, process, code, time.monotonic()))

@@ -15,6 +15,7 @@ wrench latency stamp -> client p50/p99, relay CPU % of a core and CPU seconds pe
 import argparse
 import asyncio
 import base64
+from collections.abc import AsyncIterator
 import json
 import os
 from pathlib import Path
@@ -160,6 +161,16 @@ async def _foxglove_subscribe(ws) -> dict[int, str]:
     return channels
 
 
+async def _messages(ws, seconds: float) -> AsyncIterator[str | bytes]:
+    """Yield what `ws` receives until `seconds` have passed."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        try:
+            yield await asyncio.wait_for(ws.recv(), left)
+        except TimeoutError:
+            return
+
+
 def _wrench_batch(result: Result, samples: list, now_ns: int) -> None:
     for sample in samples:
         result.samples.append(int(sample[1]))
@@ -173,23 +184,13 @@ async def _bridge_client(base: str, seconds: float, result: Result) -> None:
 
     async def wrench() -> None:
         async with connect(f'{base}/ws/wrench', compression=None) as ws:
-            end = time.monotonic() + seconds
-            while (left := end - time.monotonic()) > 0:
-                try:
-                    text = await asyncio.wait_for(ws.recv(), left)
-                except TimeoutError:
-                    break
+            async for text in _messages(ws, seconds):
                 result.bytes += len(text)
                 _wrench_batch(result, json.loads(text)['samples'], time.time_ns())
 
     async def image() -> None:
         async with connect(f'{base}/ws/image?format=raw', max_size=None, compression=None) as ws:
-            end = time.monotonic() + seconds
-            while (left := end - time.monotonic()) > 0:
-                try:
-                    data = await asyncio.wait_for(ws.recv(), left)
-                except TimeoutError:
-                    break
+            async for data in _messages(ws, seconds):
                 imaging.unpack(data)
                 result.frames += 1
                 result.bytes += len(data)
@@ -203,12 +204,7 @@ async def _foxglove_client(base: str, seconds: float, result: Result) -> None:
     async with connect(base, subprotocols=['foxglove.sdk.v1'], max_size=None,
                        compression=None) as ws:
         channels = await _foxglove_subscribe(ws)
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            try:
-                data = await asyncio.wait_for(ws.recv(), left)
-            except TimeoutError:
-                break
+        async for data in _messages(ws, seconds):
             if not isinstance(data, bytes) or data[0] != 1:
                 continue
             subscription, _ = struct.unpack_from('<IQ', data, 1)

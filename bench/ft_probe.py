@@ -48,14 +48,12 @@ class Records:
 def run_ros(out: str, max_seconds: float) -> int:
     from geometry_msgs.msg import WrenchStamped
     import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from rclpy.experimental import EventsExecutor
 
+    from bench.observer import spin_until_stopped
     from sensor_workers import qos
     from sensor_workers.ft.sim import counter_from_wrench
 
     records = Records()
-    stop = threading.Event()
 
     def on_wrench(msg: WrenchStamped) -> None:
         now = time.time_ns()
@@ -65,25 +63,11 @@ def run_ros(out: str, max_seconds: float) -> int:
         records.batch.append(-1)
 
     rclpy.init(args=['--ros-args', '-r', '__node:=ft_probe'])
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     node = rclpy.create_node('ft_probe')
     # The same profile as the shipped publishers (qos.SENSOR_STREAM): what a subscriber of the
     # product would use.
     node.create_subscription(WrenchStamped, '/ft/wrench', on_wrench, qos.SENSOR_STREAM)
-    executor = EventsExecutor()
-    executor.add_node(node)
-    deadline = time.monotonic() + max_seconds
-    print('probe ready', flush=True)
-    try:
-        while not stop.is_set() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_stopped(node, max_seconds, 'probe ready')
     records.save(out, 'ros')
     return 0
 

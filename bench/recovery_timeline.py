@@ -12,9 +12,7 @@ import argparse
 from array import array
 import json
 from pathlib import Path
-import signal
 import sys
-import threading
 import time
 
 WINDOW_S = (-0.5, 6.0)
@@ -24,19 +22,15 @@ def observe(out: Path, max_seconds: float) -> int:
     from diagnostic_msgs.msg import DiagnosticStatus
     from geometry_msgs.msg import WrenchStamped
     import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from rclpy.experimental import EventsExecutor
     from sensor_msgs.msg import Image
 
+    from bench.observer import spin_until_stopped
     from sensor_workers import qos
     from sensor_workers.diagnostics import status_values
 
     arrivals = {'ft': array('q'), 'camera': array('q')}
     events: list[dict] = []
-    stop = threading.Event()
     rclpy.init(args=['--ros-args', '-r', '__node:=recovery_timeline'])
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     node = rclpy.create_node('recovery_timeline')
     node.create_subscription(WrenchStamped, '/ft/wrench',
                              lambda _: arrivals['ft'].append(time.time_ns()), qos.SENSOR_STREAM)
@@ -51,19 +45,7 @@ def observe(out: Path, max_seconds: float) -> int:
 
     node.create_subscription(DiagnosticStatus, '/safety/worker_events', on_event,
                              qos.LATCHED_EVENTS)
-    executor = EventsExecutor()
-    executor.add_node(node)
-    deadline = time.monotonic() + max_seconds
-    print('observer ready', flush=True)
-    try:
-        while not stop.is_set() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_stopped(node, max_seconds, 'observer ready')
     out.write_text(json.dumps({'arrivals': {k: list(v) for k, v in arrivals.items()},
                                'events': events}))
     return 0

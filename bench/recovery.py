@@ -29,7 +29,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 import yaml  # noqa: E402
 
 from sensor_workers import paths, qos  # noqa: E402
-from sensor_workers.diagnostics import status_values  # noqa: E402
+from sensor_workers.diagnostics import latest_status, status_values  # noqa: E402
 from sensor_workers.testing.processes import ProcessGroup  # noqa: E402
 from sensor_workers.testing.ros_probe import Received, RosProbe  # noqa: E402
 from sensor_workers.testing.waiting import wait_until  # noqa: E402
@@ -71,12 +71,8 @@ class Bench:
         self.procs.stop_all()
 
     def state(self, device: str) -> dict[str, str]:
-        messages, _ = self.states.snapshot()
-        for message in reversed(messages):
-            for status in message.status:
-                if status.name == device:
-                    return status_values(status)
-        return {}
+        status = latest_status(self.states.snapshot()[0], device)
+        return {} if status is None else status_values(status)
 
     def flowing(self, device: str, since: float) -> bool:
         _, arrival = self.data[device].snapshot()

@@ -190,14 +190,10 @@ class Soak:
         self.procs.processes.clear()
 
     def device(self, name: str) -> dict[str, str]:
-        from sensor_workers.diagnostics import status_values
+        from sensor_workers.diagnostics import latest_status, status_values
 
-        messages, _ = self.states.snapshot()
-        for message in reversed(messages):
-            for status in message.status:
-                if status.name == name:
-                    return {'message': status.message, **status_values(status)}
-        return {}
+        status = latest_status(self.states.snapshot()[0], name)
+        return {} if status is None else {'message': status.message, **status_values(status)}
 
     def wait_active(self, name: str, not_pid: str, timeout: float) -> str | None:
         """Wait until `name` is active with a pid other than `not_pid`; return the pid."""

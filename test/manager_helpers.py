@@ -11,7 +11,7 @@ import psutil
 import yaml
 
 from sensor_workers import paths, qos
-from sensor_workers.diagnostics import level_of, status_values
+from sensor_workers.diagnostics import latest_status, level_of, status_values
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
 from sensor_workers.testing.ros_probe import Received, RosProbe
 from sensor_workers.testing.waiting import wait_until
@@ -55,12 +55,10 @@ class Watch:
 
     def state(self, device: str) -> dict[str, str]:
         """Return the latest published values of `device` ({} before the first)."""
-        messages, _ = self.states.snapshot()
-        for message in reversed(messages):
-            for status in message.status:
-                if status.name == device:
-                    return {**status_values(status), 'level': str(level_of(status))}
-        return {}
+        status = latest_status(self.states.snapshot()[0], device)
+        if status is None:
+            return {}
+        return {**status_values(status), 'level': str(level_of(status))}
 
     def history(self, device: str) -> list[tuple[float, dict[str, str]]]:
         messages, arrival = self.states.snapshot()

@@ -27,7 +27,7 @@ import launch_testing.asserts  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from sensor_workers import qos  # noqa: E402
-from sensor_workers.diagnostics import status_values  # noqa: E402
+from sensor_workers.diagnostics import latest_status, status_values  # noqa: E402
 from sensor_workers.testing.ros_probe import RosProbe  # noqa: E402
 
 SIM_LAUNCH = Path(__file__).resolve().parents[1] / 'launch' / 'sim.launch.py'
@@ -82,12 +82,8 @@ class TestSimCell(unittest.TestCase):
         cls.probe.close()
 
     def _device(self, name: str) -> dict[str, str]:
-        messages, _ = self.states.snapshot()
-        for array in reversed(messages):
-            for status in array.status:
-                if status.name == name:
-                    return {'message': status.message, **status_values(status)}
-        return {}
+        status = latest_status(self.states.snapshot()[0], name)
+        return {} if status is None else {'message': status.message, **status_values(status)}
 
     def _wait_active(self, name: str, timeout: float, other_than_pid: str = '') -> dict:
         deadline = time.monotonic() + timeout

@@ -1,8 +1,8 @@
 """Small builders for diagnostic_msgs (diagnostic_updater is not available as a wheel)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN
@@ -30,6 +30,15 @@ def make_status(
 def status_values(status: DiagnosticStatus) -> dict[str, str]:
     """Return the key/value pairs of a status as a dict."""
     return {kv.key: kv.value for kv in status.values}
+
+
+def latest_status(arrays: Sequence[DiagnosticArray], name: str) -> DiagnosticStatus | None:
+    """Return the newest status called `name` in `arrays` (oldest first), or None."""
+    for array in reversed(arrays):
+        for status in array.status:
+            if status.name == name:
+                return status
+    return None
 
 
 def level_of(status: DiagnosticStatus) -> int:

@@ -152,10 +152,9 @@ class BotaSimulator:
         self._faults: queue.SimpleQueue[tuple[str, list[str]]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._stop = threading.Event()
-        # Set by the signal handler, which must take no lock: a second SIGTERM arriving while
-        # the first handler was inside Event.set() deadlocked the simulator for good.
-        self._signalled = False
+        # A plain flag, not an Event: the signal handler sets it, and a handler must take no
+        # lock (a second SIGTERM during Event.set() deadlocked the simulator for good).
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._master = -1
         self._slave = -1
@@ -216,7 +215,7 @@ class BotaSimulator:
         return port
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping = True
         self._wake()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
@@ -280,7 +279,7 @@ class BotaSimulator:
 
     def serve(self) -> None:
         """Serve commands and frames until `stop()`."""
-        while not (self._stop.is_set() or self._signalled):
+        while not self._stopping:
             now = time.monotonic_ns()
             self._apply_faults(now)
             if self._reopen_at:
@@ -311,7 +310,7 @@ class BotaSimulator:
     def run(self) -> None:
         """Serve in this thread until SIGINT/SIGTERM (the console script)."""
         def on_signal(signum, frame):
-            self._signalled = True
+            self._stopping = True
             self._wake()
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)

@@ -1,7 +1,9 @@
 """What the device workers share: autostart, the heartbeat, /diagnostics, and `main`.
 
 A worker is a LifecycleNode that owns one device and a hardware loop thread. Subclasses
-implement the lifecycle callbacks, `diagnostic_status()` and `release_hardware()`.
+implement the lifecycle callbacks, `diagnostic_status()` and `release_hardware()`. The loop
+publishes through `self.loop_publisher` (publishing.py), never with `Publisher.publish()`: a
+stalled DDS send must not stop the loop.
 """
 
 from collections.abc import Callable
@@ -18,12 +20,18 @@ from sensor_workers.autostart import start_when_spinning
 from sensor_workers.heartbeat import Heartbeat
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
+from sensor_workers.publishing import LoopPublisher
 
 DIAGNOSTICS_PERIOD_S = 1.0
 
 
 class WorkerNode(LifecycleNode):
     """Base class of `camera` and `ft`."""
+
+    # Messages the loop may hand its publisher before the oldest is dropped: a DDS stall this
+    # many messages long costs no sample. Subclasses size it to their rate.
+    PUBLISH_QUEUE = 1000
+    PUBLISH_QUEUE_BYTES = 64 << 20
 
     def __init__(self, node_name: str, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
@@ -35,7 +43,9 @@ class WorkerNode(LifecycleNode):
             self, 'heartbeat_period_ms', 100,
             'Period of ~/heartbeat, sent from the hardware loop.',
             read_only=True, int_range=(10, 5000))
-        self.heartbeat = Heartbeat(self, period_ms / 1000.0)
+        self.loop_publisher = LoopPublisher(node_name, self.PUBLISH_QUEUE,
+                                            self.PUBLISH_QUEUE_BYTES)
+        self.heartbeat = Heartbeat(self, period_ms / 1000.0, self.loop_publisher)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         if self.autostart:
@@ -44,6 +54,11 @@ class WorkerNode(LifecycleNode):
     def diagnostic_status(self) -> DiagnosticStatus:
         """Return this worker's status for /diagnostics."""
         raise NotImplementedError
+
+    def flush_publishing(self) -> None:
+        """Send what the stopped loop queued, before the lifecycle publishers go inactive."""
+        if not self.loop_publisher.flush():
+            self.get_logger().warning('publishing still held up by DDS; queued messages dropped')
 
     def release_hardware(self) -> None:
         """Stop the hardware loop and close the device; must be idempotent."""
@@ -87,5 +102,6 @@ def run_worker(
     finally:
         if node is not None:
             node.release_hardware()
+            node.loop_publisher.stop()  # before its publishers go away with the node
             node.destroy_node()
         rclpy.try_shutdown()

@@ -65,6 +65,10 @@ def _image_kwargs() -> dict[str, Any]:
 class CameraNode(WorkerNode):
     """Lifecycle node `camera`; see the module docstring and docs/camera.md."""
 
+    # About a second of 1-4 MP frames (with their camera_info) through a DDS stall.
+    PUBLISH_QUEUE = 64
+    PUBLISH_QUEUE_BYTES = 128 << 20
+
     def __init__(self, **kwargs) -> None:
         super().__init__('camera', **kwargs)
         self._serial: str = declare(
@@ -188,6 +192,7 @@ class CameraNode(WorkerNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_grab_thread()
+        self.flush_publishing()
         if self._camera is not None:
             self._camera.stop()
         self._state = 'connected' if self._camera and self._camera.is_open else 'lost'
@@ -343,8 +348,8 @@ class CameraNode(WorkerNode):
         info = self._camera_info(frame)
         info.header.stamp = stamp
         info.header.frame_id = self._frame_id
-        self._image_pub.publish(image)
-        self._info_pub.publish(info)
+        self.loop_publisher.submit(self._image_pub, image)
+        self.loop_publisher.submit(self._info_pub, info)
         self.frames_published += 1
         if self._recorder.recording:
             self._recorder.submit(stamp_ns, (
@@ -501,6 +506,8 @@ class CameraNode(WorkerNode):
             'model': camera.model if camera else '',
             'frames_grabbed': self.frames_grabbed,
             'frames_published': self.frames_published,
+            'queue_dropped': self.loop_publisher.dropped,
+            'queue_depth': self.loop_publisher.depth,
             'failed_grabs': self.failed_grabs,
             'grab_timeouts': self.grab_timeouts,
             'camera_skipped': self.camera_skipped,

@@ -1,9 +1,10 @@
 """The `ft` worker: a Bota Gen0 F/T sensor as a ROS 2 lifecycle node in its own process.
 
 The read loop runs in its own thread and does all the work of a sample itself: read, map the
-stamp, subtract the tare offset, publish, beat the heartbeat. The executor thread only serves
-parameters, services, lifecycle transitions and the 1 Hz /diagnostics timer, none of which the
-loop waits for.
+stamp, subtract the tare offset, hand the message to the loop publisher, beat the heartbeat. It
+never waits on DDS: the loop publisher sends from a thread of its own, without the GIL. The
+executor thread only serves parameters, services, lifecycle transitions and the 1 Hz
+/diagnostics timer, none of which the loop waits for.
 """
 
 from collections import deque
@@ -45,6 +46,9 @@ FLAG_NAMES = ('throttled', 'overrange', 'invalid')
 
 
 class FtNode(WorkerNode):
+    # Two seconds of samples at 1 kHz (a few hundred bytes each).
+    PUBLISH_QUEUE = 2000
+
     def __init__(self, **kwargs) -> None:
         super().__init__('ft', **kwargs)
         self._backend: Backend | None = None
@@ -184,6 +188,7 @@ class FtNode(WorkerNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_loop()
+        self.flush_publishing()
         try:
             self._backend.stop()
         except BackendError as error:
@@ -300,6 +305,7 @@ class FtNode(WorkerNode):
         heartbeat = self.heartbeat
         clock = self.get_clock()
         wrench_pub, temperature_pub = self._wrench_pub, self._temperature_pub
+        publish = self.loop_publisher.submit
         period_us = protocol.sample_period_s(self.sinc_length) * 1e6
         temperature_every = max(1, round(1e6 / period_us / TEMPERATURE_RATE_HZ))
         unwrapper = protocol.TimestampUnwrapper()
@@ -340,11 +346,11 @@ class FtNode(WorkerNode):
             force.x, force.y, force.z = raw[0] - offset[0], raw[1] - offset[1], raw[2] - offset[2]
             torque.x, torque.y, torque.z = (raw[3] - offset[3], raw[4] - offset[4],
                                             raw[5] - offset[5])
-            wrench_pub.publish(msg)
+            publish(wrench_pub, msg)
             self.samples += 1
             self.last_temperature = frame.temperature
             if self.publish_temperature and self.samples % temperature_every == 0:
-                temperature_pub.publish(Temperature(
+                publish(temperature_pub, Temperature(
                     header=msg.header, temperature=frame.temperature, variance=0.0))
             self.last_status = frame.status
             if frame.status & (protocol.THROTTLED | protocol.OVERRANGE | protocol.INVALID):
@@ -367,6 +373,8 @@ class FtNode(WorkerNode):
             'rate_hz': self.heartbeat.rate_hz if self._thread is not None else 0.0,
             'samples': self.samples,
             'dropped': self.dropped,
+            'queue_dropped': self.loop_publisher.dropped,
+            'queue_depth': self.loop_publisher.depth,
             'status_flags': ','.join(protocol.Frame(self.last_status, (0.0,) * 6, 0, 0.0)
                                      .flags()) or 'none',
             **{f'{name}_frames': count for name, count in self.flag_counts.items()},

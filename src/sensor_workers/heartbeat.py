@@ -1,27 +1,98 @@
-"""Worker heartbeat, published from the hardware loop's own progress.
+"""Worker heartbeat: one typed record, sent from the hardware loop's own progress.
 
 A timer in the executor would keep beating while the hardware loop hangs; calling `beat()` from
 the loop itself means a missing heartbeat is a stuck loop, and `samples` that stop advancing are
 a stalled device.
+
+Each beat goes two ways:
+- into the pipe the manager handed this process (`HEARTBEAT_FD_ENV`), a fixed-size binary
+  record written without blocking. The manager judges liveness from it alone, so neither a DDS
+  stall in the worker nor one in the manager can fake a dead worker;
+- onto `~/heartbeat` (diagnostic_msgs/DiagnosticStatus) for every other tool (the bridge, rqt),
+  through the worker's `LoopPublisher`, so publishing never holds up the loop.
 """
 
+from dataclasses import dataclass
+import errno
 import os
+import struct
+import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 
 from sensor_workers import qos
-from sensor_workers.diagnostics import OK, make_status
+from sensor_workers.diagnostics import OK, level_of, make_status, status_values
+from sensor_workers.lifetime import HEARTBEAT_FD_ENV
+from sensor_workers.publishing import LoopPublisher
+
+
+@dataclass(frozen=True)
+class HeartbeatRecord:
+    """One heartbeat, as the worker sent it."""
+
+    seq: int
+    # Frames or samples published so far, and samples the device lost.
+    samples: int
+    dropped: int
+    rate_hz: float
+    pid: int
+    # Native id of the loop thread: the manager reads its state in /proc/<pid>/task/<tid>.
+    tid: int
+    # CLOCK_MONOTONIC (system-wide on Linux) when the loop sent it.
+    sent_ns: int
+    level: int = OK
+    # Messages the loop handed to its publisher that had to be dropped (queue full).
+    queue_dropped: int = 0
+
+    _FORMAT = struct.Struct('<IQQdIIQBQ')
+    SIZE = _FORMAT.size
+
+    def pack(self) -> bytes:
+        return self._FORMAT.pack(self.seq, self.samples, self.dropped, self.rate_hz, self.pid,
+                                 self.tid, self.sent_ns, self.level, self.queue_dropped)
+
+    @classmethod
+    def unpack_all(cls, data: bytes) -> list['HeartbeatRecord']:
+        """Decode the whole records in `data` (pipe writes of one record are atomic)."""
+        usable = len(data) - len(data) % cls.SIZE
+        return [cls(*fields) for fields in cls._FORMAT.iter_unpack(data[:usable])]
+
+    def to_status(self, name: str, message: str, hardware_id: str) -> DiagnosticStatus:
+        return make_status(name, self.level, message, hardware_id, {
+            'seq': self.seq,
+            'samples': self.samples,
+            'rate_hz': self.rate_hz,
+            'dropped': self.dropped,
+            'pid': self.pid,
+            'queue_dropped': self.queue_dropped,
+        })
+
+    @classmethod
+    def from_status(cls, status: DiagnosticStatus, received_ns: int) -> 'HeartbeatRecord | None':
+        """Decode a `~/heartbeat` message (None if malformed); it carries no send time."""
+        values = status_values(status)
+        try:
+            return cls(seq=int(values['seq']), samples=int(values['samples']),
+                       dropped=int(values['dropped']), rate_hz=float(values['rate_hz']),
+                       pid=int(values['pid']), tid=0, sent_ns=received_ns,
+                       level=level_of(status),
+                       queue_dropped=int(values.get('queue_dropped', '0')))
+        except (KeyError, ValueError):
+            return None
 
 
 class Heartbeat:
-    """Rate-limited publisher of `~/heartbeat`; safe to call from the loop thread."""
+    """Rate-limited heartbeat of a worker; `beat()` is called from the loop thread."""
 
-    def __init__(self, node: Node, period_s: float) -> None:
+    def __init__(self, node: Node, period_s: float, publisher: LoopPublisher) -> None:
         self.period_s = period_s
         self._name = node.get_fully_qualified_name()
-        self._publisher = node.create_publisher(DiagnosticStatus, '~/heartbeat', qos.HEARTBEAT)
+        self._topic = node.create_publisher(DiagnosticStatus, '~/heartbeat', qos.HEARTBEAT)
+        self._queue = publisher
+        self._pipe = _pipe_from_environment()
+        self._pid = os.getpid()
         self._seq = 0
         self._next_due = 0.0
         self._last_time: float | None = None
@@ -32,12 +103,12 @@ class Heartbeat:
         self,
         samples: int,
         dropped: int = 0,
-        level: int = OK,
+        level: int | bytes = OK,
         message: str = 'running',
         hardware_id: str = '',
         now: float | None = None,
     ) -> bool:
-        """Publish a heartbeat if one is due; return whether one was sent.
+        """Send a heartbeat if one is due; return whether one was sent.
 
         Cheap when none is due, so the loop may call it once per sample.
         """
@@ -50,16 +121,14 @@ class Heartbeat:
         # Schedule from `now`, not from the previous due time: after a hiccup, do not burst.
         self._next_due = now + self.period_s
         self._seq += 1
-        self._publisher.publish(make_status(
-            self._name, level, message, hardware_id,
-            {
-                'seq': self._seq,
-                'samples': samples,
-                'rate_hz': self.rate_hz,
-                'dropped': dropped,
-                'pid': os.getpid(),
-            },
-        ))
+        record = HeartbeatRecord(
+            seq=self._seq, samples=samples, dropped=dropped, rate_hz=self.rate_hz,
+            pid=self._pid, tid=threading.get_native_id(), sent_ns=time.monotonic_ns(),
+            level=level[0] if isinstance(level, bytes) else level,
+            queue_dropped=self._queue.dropped)
+        if self._pipe is not None:
+            self._write_pipe(record.pack())
+        self._queue.submit(self._topic, record.to_status(self._name, message, hardware_id))
         return True
 
     def reset(self) -> None:
@@ -67,3 +136,26 @@ class Heartbeat:
         self._next_due = 0.0
         self._last_time = None
         self.rate_hz = 0.0
+
+    def _write_pipe(self, data: bytes) -> None:
+        try:
+            os.write(self._pipe, data)
+        except BlockingIOError:
+            pass  # the manager is behind: it has a newer beat coming, nothing to wait for
+        except OSError as error:
+            if error.errno != errno.EPIPE:
+                raise
+            os.close(self._pipe)  # the manager is gone; die_with_parent ends us
+            self._pipe = None
+
+
+def _pipe_from_environment() -> int | None:
+    value = os.environ.get(HEARTBEAT_FD_ENV)
+    if not value:
+        return None
+    fd = int(value)
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None
+    return fd

@@ -12,6 +12,8 @@ import os
 import signal
 
 PARENT_PID_ENV = 'SENSOR_WORKERS_PARENT_PID'
+# The write end of the heartbeat pipe a manager hands each worker it spawns (heartbeat.py).
+HEARTBEAT_FD_ENV = 'SENSOR_WORKERS_HEARTBEAT_FD'
 _PR_SET_PDEATHSIG = 1
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,9 @@ Everything that touches device state runs in the executor thread: process exits 
 threads) and spawn results (the spawner thread) are queued and a guard condition wakes the
 executor, so an exit is handled within milliseconds without locks. Service calls to the workers
 are asynchronous; the executor never waits on a worker.
+
+Heartbeats come through a pipe per worker (heartbeat.py), read on every tick, and are judged by
+`liveness.py` from their send times: no DDS stall, in the worker or here, can fake a dead worker.
 """
 
 from collections.abc import Sequence
@@ -30,8 +33,16 @@ from std_srvs.srv import Trigger
 
 from sensor_workers import paths, qos
 from sensor_workers.autostart import start_when_spinning
-from sensor_workers.diagnostics import make_status, status_values
+from sensor_workers.diagnostics import make_status
+from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.lifetime import die_with_parent
+from sensor_workers.manager.liveness import (
+    Liveness,
+    LivenessConfig,
+    ThreadSample,
+    Verdict,
+    parse_thread_stat,
+)
 from sensor_workers.manager.policy import Event, PolicyConfig, RestartPolicy
 from sensor_workers.manager.process import (
     Spawner,
@@ -40,7 +51,14 @@ from sensor_workers.manager.process import (
     parse_env,
     tune,
 )
-from sensor_workers.manager.states import ERROR, STATE_LEVELS, Action, DeviceState
+from sensor_workers.manager.states import (
+    ERROR,
+    STATE_LEVELS,
+    WARN,
+    Action,
+    DeviceState,
+    EventKind,
+)
 from sensor_workers.params import declare
 
 TICK_S = 0.02
@@ -51,6 +69,7 @@ DIAGNOSTICS_PERIOD_S = 1.0
 PROBE_PERIOD_S = 0.05
 # Extra time for the first heartbeat after activation (the loop thread is just starting).
 FIRST_BEAT_GRACE_S = 1.0
+NANOSECONDS = 1e9
 # On a graceful stop, how long to wait for `deactivate` before SIGTERM.
 DEACTIVATE_TIMEOUT_S = 0.5
 # A warm standby is started once the device has been active this long (not while it starts).
@@ -77,20 +96,14 @@ class Device:
         self.probes: list = []
         self.lifecycle_active = False
         self.terminate_at: float | None = None
-        # From the heartbeat of the current process.
-        self.last_beat: float | None = None
-        self.active_at = 0.0
-        # A missed heartbeat or a stall was seen on the last tick, to be confirmed on this one.
-        self.suspect = False
-        self.samples = 0
-        self.samples_changed_at = 0.0
-        self.rate_hz = 0.0
-        self.dropped = 0
+        # The newest heartbeat of the current process, and the judge of its liveness (from
+        # activation on).
+        self.last_record: HeartbeatRecord | None = None
+        self.liveness: Liveness | None = None
+        # A LATE verdict was reported for the current silence.
+        self.late_reported = False
         self.change_state = node.create_client(ChangeState, f'/{self.name}/change_state')
         self.get_state = node.create_client(GetState, f'/{self.name}/get_state')
-        self.heartbeat = node.create_subscription(
-            DiagnosticStatus, f'/{self.name}/heartbeat', partial(node.on_heartbeat, self),
-            qos.HEARTBEAT)
         self.restart_service = node.create_service(
             Trigger, f'~/{self.name}/restart', partial(node.on_restart, self))
 
@@ -111,11 +124,9 @@ class Device:
         self.step = ''
         self.lifecycle_active = False
         self.terminate_at = None
-        self.last_beat = None
-        self.suspect = False
-        self.samples = 0
-        self.rate_hz = 0.0
-        self.dropped = 0
+        self.last_record = None
+        self.liveness = None
+        self.late_reported = False
         self.drop_probes()
 
     def drop_probes(self) -> None:
@@ -128,7 +139,6 @@ class Device:
         self.drop_probes()
         node.destroy_client(self.change_state)
         node.destroy_client(self.get_state)
-        node.destroy_subscription(self.heartbeat)
         node.destroy_service(self.restart_service)
 
 
@@ -150,6 +160,7 @@ class ManagerNode(LifecycleNode):
         self._devices: dict[str, Device] = {}
         self._stopping = False
         self._last_signature: tuple = ()
+        self._last_tick = time.monotonic()
         # Set once a requested shutdown has no child process left.
         self.all_stopped = threading.Event()
         self.create_timer(TICK_S, self._tick)
@@ -173,6 +184,9 @@ class ManagerNode(LifecycleNode):
                 'Heartbeat period asked of every worker.', read_only=True, int_range=(10, 5000))
         declare(self, 'heartbeat_timeout_ms', 300,
                 'No heartbeat for this long while active: failure.', int_range=(20, 60000))
+        declare(self, 'heartbeat_grace_ms', 2000,
+                'How long a worker whose loop thread is blocked or starved of CPU (not stopped, '
+                'not gone) may stay silent before it counts as hung.', int_range=(20, 600000))
         declare(self, 'stall_timeout_ms', 2000,
                 'Heartbeat `samples` not advancing this long while active: stall.',
                 int_range=(100, 600000))
@@ -409,6 +423,7 @@ class ManagerNode(LifecycleNode):
             return
         if generation != device.generation:
             process.kill()
+            process.close_heartbeats()
             return
         for warning in warnings:
             self.get_logger().warning(f'{device.name}: {warning}')
@@ -432,6 +447,7 @@ class ManagerNode(LifecycleNode):
             return
         if device.process is None:
             device.process = process
+        process.close_heartbeats()
         device.exit_code = code
         device.step = ''
         device.lifecycle_active = False
@@ -446,7 +462,7 @@ class ManagerNode(LifecycleNode):
     def _ensure_standby(self, device: Device, now: float) -> None:
         if (not self.get_parameter('warm_standby').value or device.standby is not None
                 or device.standby_pending or device.policy.phase is not DeviceState.ACTIVE
-                or now - device.active_at < STANDBY_AFTER_S):
+                or device.liveness is None or now - device.liveness.active_at < STANDBY_AFTER_S):
             return
         device.standby_pending = True
 
@@ -475,7 +491,9 @@ class ManagerNode(LifecycleNode):
     ) -> None:
         if process is device.process:  # a standby that took over: a worker like any other
             self._on_exit(device, device.generation, process, code, when)
-        elif process is device.standby:
+            return
+        process.close_heartbeats()
+        if process is device.standby:
             device.standby = None
             if not self._stopping:
                 self.get_logger().warning(
@@ -561,54 +579,67 @@ class ManagerNode(LifecycleNode):
         now = time.monotonic()
         device.step = ''
         device.lifecycle_active = True
-        device.active_at = now
-        device.samples_changed_at = now + FIRST_BEAT_GRACE_S
+        device.liveness = Liveness(self._liveness_config(), now)
+        if device.last_record is not None:  # an autostarted worker beats before we confirm
+            self._take_beat(device, device.last_record)
         self.get_logger().info(f'{device.name}: active (pid {device.pid})')
         self._apply(device, device.policy.activated(now))
 
     # Heartbeats
 
-    def on_heartbeat(self, device: Device, status: DiagnosticStatus) -> None:
-        values = status_values(status)
-        try:
-            pid = int(values.get('pid', '0'))
-            samples = int(values.get('samples', '0'))
-            rate_hz = float(values.get('rate_hz', '0'))
-            dropped = int(values.get('dropped', '0'))
-        except ValueError:
-            return
-        if pid != device.pid or device.process_gone():
-            return  # from a previous process of this device
-        now = time.monotonic()
-        device.last_beat = now
-        if samples != device.samples:
-            device.samples = samples
-            device.samples_changed_at = now
-        device.rate_hz = rate_hz
-        device.dropped = dropped
+    def _liveness_config(self) -> LivenessConfig:
+        def seconds(name: str) -> float:
+            return self.get_parameter(name).value / 1000.0
 
-    def _watch(self, device: Device, now: float) -> None:
-        policy = device.policy
-        if policy.phase is not DeviceState.ACTIVE:
+        return LivenessConfig(
+            heartbeat_timeout_s=seconds('heartbeat_timeout_ms'),
+            stall_timeout_s=seconds('stall_timeout_ms'),
+            grace_s=max(seconds('heartbeat_grace_ms'), seconds('heartbeat_timeout_ms')),
+            first_beat_grace_s=FIRST_BEAT_GRACE_S)
+
+    def _read_heartbeats(self, device: Device) -> None:
+        process = device.process
+        if process is None:
             return
-        timeout = self.get_parameter('heartbeat_timeout_ms').value / 1000.0
-        stall = self.get_parameter('stall_timeout_ms').value / 1000.0
-        since = device.active_at if device.last_beat is None else device.last_beat
-        missed = now - since > timeout and now - device.active_at > timeout + FIRST_BEAT_GRACE_S
-        stalled = now - device.samples_changed_at > stall
-        if not (missed or stalled):
-            device.suspect = False
+        for record in HeartbeatRecord.unpack_all(process.read_heartbeats()):
+            if record.pid == process.pid:
+                device.last_record = record
+                self._take_beat(device, record)
+
+    @staticmethod
+    def _take_beat(device: Device, record: HeartbeatRecord) -> None:
+        if device.liveness is not None:
+            device.liveness.beat(record.sent_ns / NANOSECONDS, record.samples, record.tid)
+            device.late_reported = False
+
+    def _loop_thread(self, device: Device) -> ThreadSample | None:
+        """Sample the worker's loop thread (its main thread before the first beat)."""
+        pid = device.pid
+        tid = device.liveness.loop_tid if device.liveness is not None else 0
+        try:
+            text = Path(f'/proc/{pid}/task/{tid or pid}/stat').read_text()
+        except OSError:
+            return None
+        return parse_thread_stat(text)
+
+    def _watch(self, device: Device, now: float, tick_late_s: float) -> None:
+        if device.policy.phase is not DeviceState.ACTIVE or device.liveness is None:
             return
-        if not device.suspect:
-            # Confirm on the next tick: the executor runs timers before subscriptions, so after
-            # the manager itself was starved of CPU, fresh heartbeats may still be queued.
-            device.suspect = True
-            return
-        device.suspect = False
-        if missed:
-            self._apply(device, policy.heartbeat_missed(now - since, now))
-        else:
-            self._apply(device, policy.stalled(now - device.samples_changed_at, now))
+        judgement = device.liveness.judge(now, tick_late_s, self._loop_thread(device))
+        verdict = judgement.verdict
+        if verdict is Verdict.MISSED:
+            self.get_logger().warning(f'{device.name}: heartbeat missed: {judgement.reason}')
+            self._apply(device, device.policy.heartbeat_missed(judgement.silence_s, now))
+        elif verdict is Verdict.STALLED:
+            self._apply(device, device.policy.stalled(judgement.silence_s, now))
+        elif verdict is Verdict.LATE and not device.late_reported:
+            device.late_reported = True
+            self._publish_events(device, [Event(
+                EventKind.HEARTBEAT_LATE, WARN,
+                f'no heartbeat for {judgement.silence_s * 1000:.0f} ms: {judgement.reason}; '
+                'not failed yet')])
+        elif verdict is Verdict.MANAGER_LATE:
+            self.get_logger().debug(f'not judging {device.name}: {judgement.reason}')
 
     # Services
 
@@ -626,14 +657,17 @@ class ManagerNode(LifecycleNode):
 
     def _tick(self) -> None:
         now = time.monotonic()
+        tick_late_s = max(0.0, now - self._last_tick - TICK_S)
+        self._last_tick = now
         for device in self._devices.values():
+            self._read_heartbeats(device)
             if device.terminate_at is not None and now >= device.terminate_at:
                 self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
             if self._stopping:
                 continue
             if device.step == 'probe' and now >= device.next_probe_at:
                 self._probe(device, now)
-            self._watch(device, now)
+            self._watch(device, now, tick_late_s)
             self._apply(device, device.policy.transition(now))
             self._ensure_standby(device, now)
         self._check_stopped()
@@ -668,17 +702,18 @@ class ManagerNode(LifecycleNode):
         policy = device.policy
         state = policy.state
         level = ERROR if policy.degraded else STATE_LEVELS[state]
-        now = time.monotonic()
-        age = -1 if device.last_beat is None else round((now - device.last_beat) * 1000)
+        record = device.last_record
+        age = -1 if record is None else round((time.monotonic_ns() - record.sent_ns) / 1e6)
         return make_status(name, level, state.value, device.name, {
             'state': state.value,
             'restarts': policy.restarts,
             'failures': policy.failures,
             'heartbeat_age_ms': age,
             'pid': device.pid,
-            'rate_hz': device.rate_hz,
-            'samples': device.samples,
-            'dropped': device.dropped,
+            'rate_hz': record.rate_hz if record else 0.0,
+            'samples': record.samples if record else 0,
+            'dropped': record.dropped if record else 0,
+            'queue_dropped': record.queue_dropped if record else 0,
             'degraded': policy.degraded,
             'backoff_ms': round(policy.backoff_s * 1000),
             'last_error': policy.last_error,

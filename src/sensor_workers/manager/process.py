@@ -11,6 +11,8 @@ No ROS here. Three rules shape this module:
 - A process exit is noticed at once: a reaper thread per child blocks in `wait()`.
 - Each worker gets its own process group, so a Ctrl-C in the manager's terminal reaches only
   the manager, which then stops the workers in order (an early SIGINT would look like a crash).
+- Each worker gets a heartbeat pipe (`lifetime.HEARTBEAT_FD_ENV`): its loop writes fixed-size
+  records into it without blocking, and the manager reads them without DDS.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -133,10 +135,13 @@ class WorkerProcess:
         spec: WorkerSpec,
         popen: subprocess.Popen,
         on_exit: Callable[['WorkerProcess', int], None],
+        heartbeat_fd: int = -1,
     ) -> None:
         self.spec = spec
         self.popen = popen
         self.pid = popen.pid
+        # Read end of the heartbeat pipe (non-blocking); owned by the manager's executor thread.
+        self.heartbeat_fd = heartbeat_fd
         self.started = time.monotonic()
         self._on_exit = on_exit
         self._kill_timer: threading.Timer | None = None
@@ -168,6 +173,24 @@ class WorkerProcess:
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
+
+    def read_heartbeats(self) -> bytes:
+        """Return what the worker wrote into its heartbeat pipe since the last call."""
+        chunks = []
+        while self.heartbeat_fd >= 0:
+            try:
+                chunk = os.read(self.heartbeat_fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b''.join(chunks)
+
+    def close_heartbeats(self) -> None:
+        if self.heartbeat_fd >= 0:
+            os.close(self.heartbeat_fd)
+            self.heartbeat_fd = -1
 
     def go(self) -> bool:
         """Tell a warm standby to take over; return False if it is not listening any more."""
@@ -242,13 +265,20 @@ class Spawner:
     def _run(self) -> None:
         while (request := self._requests.get()) is not None:
             spec, on_exit, standby, future = request
+            # Non-blocking on both ends: a worker never waits for the manager to read.
+            read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            env = spec.environment()
+            env[lifetime.HEARTBEAT_FD_ENV] = str(write_fd)
             try:
                 popen = subprocess.Popen(  # noqa: S603 our own interpreter and module
-                    spec.command(standby), env=spec.environment(),
+                    spec.command(standby), env=env,
                     stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
-                    close_fds=True, process_group=0)
+                    close_fds=True, pass_fds=(write_fd,), process_group=0)
             except OSError as error:
+                os.close(read_fd)
                 future.set_exception(error)
                 continue
+            finally:
+                os.close(write_fd)
             warnings = [] if standby else tune(popen.pid, spec)
-            future.set_result((WorkerProcess(spec, popen, on_exit), warnings))
+            future.set_result((WorkerProcess(spec, popen, on_exit, read_fd), warnings))

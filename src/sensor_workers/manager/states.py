@@ -27,6 +27,8 @@ class EventKind(StrEnum):
     """The `event` value of a `/safety/worker_events` message."""
 
     HEARTBEAT_MISSED = 'heartbeat_missed'
+    # Silent past the timeout while its loop thread is blocked or starved: a warning, no restart.
+    HEARTBEAT_LATE = 'heartbeat_late'
     STALLED = 'stalled'
     EXITED = 'exited'
     RESTARTING = 'restarting'

@@ -13,6 +13,8 @@ import time
 
 import psutil
 
+from sensor_workers import lifetime
+
 log = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -56,6 +58,9 @@ class ManagedProcess:
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env.setdefault('PYTHONUNBUFFERED', '1')
+        # Our processes arm PR_SET_PDEATHSIG from this: they die with the test run even when it is
+        # SIGKILLed or OOM-killed (processes are started from pytest's main thread).
+        full_env.update(lifetime.child_environment())
         self.popen = subprocess.Popen(
             list(cmd), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=full_env, cwd=cwd)

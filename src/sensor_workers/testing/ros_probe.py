@@ -1,5 +1,6 @@
 """A test-side ROS node with its own context: collect topics, call services, drive lifecycles."""
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 import threading
@@ -16,6 +17,7 @@ from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import QoSProfile
+from rclpy.serialization import serialize_message
 
 TRANSITIONS = {
     'configure': Transition.TRANSITION_CONFIGURE,
@@ -25,17 +27,43 @@ TRANSITIONS = {
     'shutdown': Transition.TRANSITION_ACTIVE_SHUTDOWN,
 }
 
+# What one subscription of a probe may hold in messages: a test that keeps every 1 MB image of
+# a module for minutes grew pytest to 23 GB. Counts and stream statistics are not bounded by it.
+KEEP_BYTES = 64 << 20
+
+
 @dataclass
 class Received:
-    """Messages of one subscription with their monotonic arrival times."""
+    """The newest messages of one subscription with their monotonic arrival times.
 
-    messages: list[Any] = field(default_factory=list)
-    arrival: list[float] = field(default_factory=list)
+    At most `keep` messages are held (the oldest go first); `total` counts all of them.
+    """
+
+    keep: int = 100_000
+    messages: deque[Any] = field(default_factory=deque)
+    arrival: deque[float] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    total: int = 0
+    _sized: bool = False
+
+    def add(self, message: Any, now: float) -> None:
+        with self.lock:
+            if not self._sized:
+                # Size the window from the first message: images hold a few, wrenches many.
+                size = max(1, len(serialize_message(message)))
+                self.keep = max(2, min(self.keep, KEEP_BYTES // size))
+                self._sized = True
+            self.total += 1
+            self.messages.append(message)
+            self.arrival.append(now)
+            if len(self.messages) > self.keep:
+                self.messages.popleft()
+                self.arrival.popleft()
 
     def count(self) -> int:
+        """Messages received since the last clear() (also those no longer held)."""
         with self.lock:
-            return len(self.messages)
+            return self.total
 
     def snapshot(self) -> tuple[list[Any], list[float]]:
         with self.lock:
@@ -45,6 +73,45 @@ class Received:
         with self.lock:
             self.messages.clear()
             self.arrival.clear()
+            self.total = 0
+
+
+@dataclass
+class StreamStats:
+    """A stream as one independent subscriber sees it, in constant memory.
+
+    Losses are counted from the publisher's sequence numbers (per writer; they restart at 1 when
+    a new writer replaces the old one, which `writers` counts). Gaps are between arrivals.
+    """
+
+    received: int = 0
+    lost: int = 0
+    writers: int = 0
+    largest_gap_s: float = 0.0
+    largest_gap_at: float = 0.0
+    last_arrival: float | None = None
+    last_sequence: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, sequence: int, now: float) -> None:
+        with self.lock:
+            self.received += 1
+            if self.last_sequence is None or sequence <= self.last_sequence:
+                self.writers += 1
+            elif sequence > self.last_sequence + 1:
+                self.lost += sequence - self.last_sequence - 1
+            if self.last_arrival is not None and now - self.last_arrival > self.largest_gap_s:
+                self.largest_gap_s = now - self.last_arrival
+                self.largest_gap_at = self.last_arrival
+            self.last_sequence, self.last_arrival = sequence, now
+
+    def reset(self) -> None:
+        """Start counting afresh from the next message (the writer stays known)."""
+        with self.lock:
+            self.received = self.lost = 0
+            self.largest_gap_s = 0.0
+            self.writers = 1 if self.last_sequence is not None else 0
+            self.last_arrival = None
 
 class RosProbe:
     """An rclpy node spun in a background thread, for tests and benchmarks."""
@@ -83,20 +150,34 @@ class RosProbe:
     # Topics
 
     def collect(self, msg_type: type, topic: str, qos: QoSProfile | int = 10,
-                callback: Callable[[Any], None] | None = None) -> Received:
-        """Subscribe and keep every message with its arrival time."""
-        received = Received()
+                callback: Callable[[Any], None] | None = None,
+                keep: int = 100_000) -> Received:
+        """Subscribe and keep the newest messages with their arrival times.
+
+        At most `keep` messages, and no more than KEEP_BYTES of them, are held.
+        """
+        received = Received(keep=keep)
 
         def on_message(msg: Any) -> None:
-            now = time.monotonic()
-            with received.lock:
-                received.messages.append(msg)
-                received.arrival.append(now)
+            received.add(msg, time.monotonic())
             if callback is not None:
                 callback(msg)
 
         self.node.create_subscription(msg_type, topic, on_message, qos)
         return received
+
+    def count_stream(self, msg_type: type, topic: str, qos: QoSProfile | int) -> StreamStats:
+        """Subscribe and count arrivals, losses and gaps without keeping any message.
+
+        Needs a Single- or MultiThreadedExecutor (threads >= 1), which hand over MessageInfo.
+        """
+        stats = StreamStats()
+
+        def on_message(msg: Any, info: dict) -> None:
+            stats.add(info['publication_sequence_number'], time.monotonic())
+
+        self.node.create_subscription(msg_type, topic, on_message, qos)
+        return stats
 
     def publisher(self, msg_type: type, topic: str, qos: QoSProfile | int = 10):
         return self.node.create_publisher(msg_type, topic, qos)

@@ -1,0 +1,107 @@
+"""A crash costs only the crashed worker: kill -9 one worker, the other loses nothing.
+
+Real manager, real workers on the emulated camera and the simulated F/T sensor, an independent
+subscriber counting the other device's stream by publication sequence number. Its history is
+deep enough for the other worker's catch-up after a DDS stall (docs/manager.md, "Fault
+isolation"): what is counted is what the worker failed to deliver, not a probe that was late.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+import os
+import signal
+import time
+
+from geometry_msgs.msg import WrenchStamped
+from manager_helpers import Watch, available_devices, start_manager, write_config
+import pytest
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
+from sensor_workers.testing.ros_probe import RosProbe, StreamStats
+from sensor_workers.testing.waiting import wait_until
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(set(available_devices()) != {'camera', 'ft'}, reason='needs both workers'),
+]
+
+KILLS = 3
+# After each replacement is active: the other worker must ride out what follows a kill (the
+# dead participant's ports being health-checked and regenerated took 0.3-4 s on main).
+SETTLE_S = 4.0
+TOPICS = {
+    'ft': ('/ft/wrench', WrenchStamped,
+           QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=3000,
+                      reliability=ReliabilityPolicy.BEST_EFFORT)),
+    'camera': ('/camera/image_raw', Image,
+               QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=60,
+                          reliability=ReliabilityPolicy.BEST_EFFORT)),
+}
+# Verdicts of the manager that would mean it failed a worker nobody killed.
+FALSE_FAILURES = ('heartbeat_missed', 'stalled')
+
+
+@dataclass
+class Cell:
+    manager: ManagedProcess
+    watch: Watch
+    streams: dict[str, StreamStats]
+
+
+@pytest.fixture(scope='module')
+def cell(tmp_path_factory, ros_env) -> Iterator[Cell]:
+    directory = tmp_path_factory.mktemp('isolation')
+    procs = ProcessGroup(directory, ros_env)
+    probe = RosProbe('isolation_probe', threads=1)
+    try:
+        watch = Watch.attach(probe)
+        streams = {d: probe.count_stream(msg_type, topic, qos)
+                   for d, (topic, msg_type, qos) in TOPICS.items()}
+        config = write_config(directory, {
+            'devices': ['camera', 'ft'], 'start_timeout_ms': 60000,
+            # Every kill a first failure: this test is about the other device, not the backoff.
+            'restart_backoff_reset_s': 1.0, 'degraded_after_failures': 100})
+        manager = start_manager(procs, config)
+        try:
+            watch.wait_active(['camera', 'ft'], timeout=120)
+        except TimeoutError:
+            pytest.fail(f'devices did not become active:\n{manager.tail(60)}')
+        yield Cell(manager, watch, streams)
+    finally:
+        probe.close()
+        procs.stop_all()
+
+
+def flowing(stats: StreamStats, within_s: float) -> bool:
+    last = stats.last_arrival
+    return last is not None and time.monotonic() - last < within_s
+
+
+@pytest.mark.parametrize(('victim', 'other'), [('camera', 'ft'), ('ft', 'camera')])
+def test_killing_one_worker_costs_the_other_nothing(cell, victim, other):
+    cell.watch.wait_active([victim, other], timeout=30)
+    wait_until(lambda: flowing(cell.streams[other], 0.5), 10, f'{other} streaming')
+    other_pid = cell.watch.state(other)['pid']
+    started = time.monotonic()
+    stream = cell.streams[other]
+    stream.reset()
+    for _ in range(KILLS):
+        pid = int(cell.watch.state(victim)['pid'])
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        cell.watch.wait_active([victim], timeout=30, not_pid=pid)
+        assert cell.watch.event_list(victim, 'exited', killed_at)
+        time.sleep(SETTLE_S)
+    wait_until(lambda: flowing(stream, 0.5), 5, f'{other} still streaming')
+
+    assert cell.watch.state(other)['pid'] == other_pid, f'{other} was restarted'
+    assert stream.writers == 1, f'{other} got a new publisher: it was replaced'
+    assert stream.lost == 0, (f'{other} lost {stream.lost} of {stream.received}; largest gap '
+                              f'{stream.largest_gap_s * 1000:.0f} ms')
+    assert stream.received > 0
+    for device in (victim, other):
+        failures = [e for e in cell.watch.event_list(device, after=started)
+                    if e[2]['event'] in FALSE_FAILURES]
+        assert not failures, f'the manager failed {device} itself: {failures}'

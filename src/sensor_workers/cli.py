@@ -64,6 +64,7 @@ def _start(module: str, config: Path, env: dict[str, str]) -> subprocess.Popen:
 
 def up(config: Path) -> int:
     """Run manager and bridge until SIGINT/SIGTERM or until one of them ends."""
+    lifetime.die_with_parent()  # started by a supervisor that set the tie (tests, benchmarks)
     env = _ros_environment()
     children = {'manager': _start(MANAGER_MODULE, config, env)}
     bridge_available = importlib.util.find_spec(BRIDGE_MODULE.rpartition('.')[0]) is not None

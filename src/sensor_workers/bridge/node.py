@@ -37,6 +37,7 @@ from sensor_workers.bridge.control import ServiceTimeout, ServiceUnavailable
 from sensor_workers.bridge.hub import Hub
 from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
+from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,7 @@ def server_config(app, settings: BridgeSettings) -> uvicorn.Config:
 
 
 def main(args: list[str] | None = None) -> None:
+    die_with_parent()  # when started by `sensor-workers up` (its SIGKILL must not orphan us)
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     # uvicorn owns SIGINT/SIGTERM; afterwards it re-raises the signal, which we turn into a
     # normal return so the process exits 0.

@@ -2,7 +2,11 @@
 
 Per device it prints, over the kills, p50/p99/max of
 - detection: kill -> the manager's `exited` event received on /safety/worker_events;
-- back: kill -> the first data message of the new process (stamped after the kill) received.
+- back: kill -> the first data message of the new process (stamped after the kill) received;
+and what each kill cost the *other* devices over the OBSERVE_S after it: their largest arrival
+gap and the samples they lost (by publication sequence number, at a subscriber deep enough to
+take a catch-up burst), and the failures the manager decided itself (`heartbeat_missed`,
+`stalled`: no device but the killed one was touched).
 
     python -m bench.recovery [--kills 20] [--seconds S] [--devices camera ft] [--no-standby]
 """
@@ -25,19 +29,26 @@ ENV = apply_isolated_ros_environment()  # before any DDS participant exists
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 import yaml  # noqa: E402
 
 from sensor_workers import paths, qos  # noqa: E402
 from sensor_workers.diagnostics import latest_status, status_values  # noqa: E402
 from sensor_workers.testing.processes import ProcessGroup  # noqa: E402
-from sensor_workers.testing.ros_probe import Received, RosProbe  # noqa: E402
+from sensor_workers.testing.ros_probe import Received, RosProbe, StreamStats  # noqa: E402
 from sensor_workers.testing.waiting import wait_until  # noqa: E402
 
 TOPICS = {'ft': ('/ft/wrench', WrenchStamped), 'camera': ('/camera/image_raw', Image)}
 # Between kills the device runs this long, longer than the backoff reset, so every kill is a
 # "first failure" (initial delay), as in production where crashes are rare.
 SETTLE_S = 1.5
+# After a kill, the other devices are watched this long (health checks and port regeneration of
+# the dead participant ran up to ~4 s after a kill on main).
+OBSERVE_S = 4.0
+# Deep enough for the catch-up after a DDS send stall: what is lost is lost by the worker.
+DEEP = {'ft': 3000, 'camera': 60}
+FALSE_FAILURES = ('heartbeat_missed', 'stalled')
 POLL_S = 0.002  # the detection and recovery times are read to this resolution
 
 
@@ -56,6 +67,10 @@ class Bench:
                                          qos.LATCHED_EVENTS)
         self.data: dict[str, Received] = {
             d: self.probe.collect(TOPICS[d][1], TOPICS[d][0], qos.SENSOR_DATA) for d in devices}
+        self.streams: dict[str, StreamStats] = {
+            d: self.probe.count_stream(TOPICS[d][1], TOPICS[d][0], QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=DEEP[d],
+                reliability=ReliabilityPolicy.BEST_EFFORT)) for d in devices}
         config = yaml.safe_load(paths.config_file('sim.yaml').read_text())
         config['manager']['ros__parameters'].update({
             'devices': devices, 'restart_backoff_reset_s': 1.0,
@@ -78,11 +93,20 @@ class Bench:
         _, arrival = self.data[device].snapshot()
         return len(arrival) >= 3 and arrival[-3] > since
 
-    def kill_once(self, device: str) -> tuple[float, float]:
+    def false_failures(self, since: float) -> int:
+        messages, arrival = self.events.snapshot()
+        return sum(1 for m, t in zip(messages, arrival, strict=True)
+                   if t >= since and status_values(m)['event'] in FALSE_FAILURES)
+
+    def kill_once(self, device: str) -> tuple[float, float, float, int, int]:
+        """Kill `device`; return detection, back, the others' largest gap, lost, false failures."""
         wait_until(lambda: self.state(device).get('state') == 'active'
                    and self.flowing(device, time.monotonic() - 0.3), 60, f'{device} running')
         pid = int(self.state(device)['pid'])
         self.data[device].clear()
+        others = [self.streams[d] for d in self.devices if d != device]
+        for stream in others:
+            stream.reset()
         killed_ns = time.time_ns()
         killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)
@@ -106,12 +130,15 @@ class Bench:
 
         detected = wait_until(exited, 10, f'{device} exited event', period=POLL_S)
         back = wait_until(first_new, 30, f'{device} data from the new process', period=POLL_S)
-        return detected - killed, back - killed
+        time.sleep(max(0.0, killed + OBSERVE_S - time.monotonic()))
+        gap = max((s.largest_gap_s for s in others), default=0.0)
+        lost = sum(s.lost for s in others)
+        return detected - killed, back - killed, gap, lost, self.false_failures(killed)
 
-    def run(self, kills: int, seconds: float | None) -> dict[str, list[tuple[float, float]]]:
+    def run(self, kills: int, seconds: float | None) -> dict[str, list[tuple]]:
         wait_until(lambda: all(self.state(d).get('state') == 'active' for d in self.devices), 90,
                    'devices active')
-        results: dict[str, list[tuple[float, float]]] = {d: [] for d in self.devices}
+        results: dict[str, list[tuple]] = {d: [] for d in self.devices}
         deadline = None if seconds is None else time.monotonic() + seconds
         for _ in range(kills):
             for device in self.devices:
@@ -152,16 +179,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'recovery after kill -9, warm standby {"off" if args.no_standby else "on"} '
           f'(ROS_DOMAIN_ID={ENV["ROS_DOMAIN_ID"]}, '
           f'{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})')
-    print(f'{"device":8} {"kills":>5}  {"detection ms p50/p99/max":>26}  '
-          f'{"kill -> first new message ms p50/p99/max":>42}')
+    print(f'{"killed":8} {"kills":>5}  {"detection ms p50/p99/max":>26}  '
+          f'{"kill -> first new message ms p50/p99/max":>42}  '
+          f'{"others: max gap ms, lost":>25}  {"false failures":>14}')
     for device, samples in results.items():
-        detection = [d * 1000 for d, _ in samples]
-        back = [b * 1000 for _, b in samples]
+        detection = [s[0] * 1000 for s in samples]
+        back = [s[1] * 1000 for s in samples]
+        gaps = [s[2] * 1000 for s in samples]
         print(f'{device:8} {len(samples):5d}  '
               f'{statistics.median(detection):8.0f} {percentile(detection, 0.99):8.0f} '
               f'{max(detection):8.0f}  '
               f'{statistics.median(back):13.0f} {percentile(back, 0.99):13.0f} '
-              f'{max(back):13.0f}')
+              f'{max(back):13.0f}  '
+              f'{max(gaps):17.0f} {sum(s[3] for s in samples):7d}  '
+              f'{sum(s[4] for s in samples):14d}')
+    print("per kill (killed device: back ms, others' largest gap ms, lost):")
+    for device, samples in results.items():
+        print(f'  {device}: ' + ', '.join(f'{s[1] * 1000:.0f}/{s[2] * 1000:.0f}/{s[3]}'
+                                          for s in samples))
     return 0
 
 

@@ -310,15 +310,34 @@ def server_config(app, settings: BridgeSettings) -> uvicorn.Config:
         timeout_graceful_shutdown=2)
 
 
+class _StopRequest:
+    """SIGINT/SIGTERM before uvicorn owns them: remembered and passed on, never raised.
+
+    Raising KeyboardInterrupt from the handler lost signals: one that arrived while a weakref
+    callback ran was printed as "Exception ignored" and dropped, and the bridge served on
+    (test_bridge_signals.py). Setting flags cannot be lost.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: uvicorn.Server | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True  # uvicorn skips serving, or stops
+
+
 def main(args: list[str] | None = None) -> None:
     die_with_parent()  # when started by `sensor-workers up` (its SIGKILL must not orphan us)
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    # uvicorn owns SIGINT/SIGTERM; afterwards it re-raises the signal, which we turn into a
-    # normal return so the process exits 0.
+    # uvicorn owns SIGINT/SIGTERM while it serves and raises them again when it is done; our
+    # handler covers the time before and after.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
+    stop = _StopRequest()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, stop)
+    node = None
     try:
         node = BridgeNode()
         settings = node.settings
@@ -326,20 +345,15 @@ def main(args: list[str] | None = None) -> None:
         host, port = sock.getsockname()[:2]
         shown = f'[{host}]' if ':' in host else host
         node.get_logger().info(f'listening on http://{shown}:{port}')
-        server = uvicorn.Server(server_config(create_app(node), settings))
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
+        stop.server = uvicorn.Server(server_config(create_app(node), settings))
+        if not stop.requested:
+            stop.server.run(sockets=[sock])
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     if node is not None and node.ros_thread_failed:
         sys.exit(1)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == '__main__':

@@ -9,18 +9,24 @@ import sys
 
 import pytest
 
+from sensor_workers.testing.memory import MemoryWatch
 from sensor_workers.testing.processes import ProcessGroup, become_subreaper, live_descendants
 from sensor_workers.testing.ros_env import apply_isolated_ros_environment
 
 # Before any test creates a DDS participant: this run's own domain, discovery on loopback only.
 ROS_ENV = apply_isolated_ros_environment()
 log = logging.getLogger(__name__)
+# No process of the suite may grow past this (a probe that kept every frame grew pytest to
+# 23 GB and the kernel OOM-killed the run).
+RSS_BOUND_BYTES = 2 << 30
+MEMORY = MemoryWatch(RSS_BOUND_BYTES)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Children of a process killed in a test (a SIGKILLed manager's workers) are re-parented to
     # pytest, so the orphan check below sees them.
     become_subreaper()
+    MEMORY.start()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -29,6 +35,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    MEMORY.stop()
+    if MEMORY.exceeded():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     leftovers = live_descendants()
     if leftovers:
         names = ', '.join(f'{p.pid} {" ".join(p.cmdline())[:120]}' for p in leftovers)
@@ -40,6 +49,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    terminalreporter.write_line(MEMORY.report())
+    if MEMORY.exceeded():
+        terminalreporter.write_line(
+            f'FAILED: a process of the suite passed {RSS_BOUND_BYTES >> 20} MB resident', red=True)
     names = config.stash.get(_orphans_key, None)
     if names:
         terminalreporter.write_line(f'FAILED: the suite left processes behind: {names}', red=True)

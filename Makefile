@@ -10,7 +10,7 @@ export ROS_DOMAIN_ID ?= 42
 CONFIG ?= config/sim.yaml
 PYTEST_ARGS ?=
 
-.PHONY: all venv browser run test lint bench soak clean
+.PHONY: all venv browser run test test-stress lint bench soak clean
 
 all: test
 
@@ -35,6 +35,10 @@ run: venv
 
 test: venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The integration tests RUNS times, then once with a CPU hog on every core; failures with logs.
+test-stress: venv browser
+	$(BIN)/python test/stress.py --runs $(or $(RUNS),3) $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src test bench launch setup.py

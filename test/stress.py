@@ -1,0 +1,60 @@
+"""Shake the suite: run the integration tests N times, then once with a CPU hog on every core.
+
+    python test/stress.py [--runs 3] [--no-hog] [-- extra pytest arguments]
+
+Every run's output goes to stress-logs/<n>.log; the summary lists each failure with its log.
+Exit status 1 when any run failed. The hogs are this script's own children, ended by PID.
+"""
+
+import argparse
+import os
+from pathlib import Path
+import re
+import subprocess
+import sys
+import time
+
+HOG = 'import time\nend = time.monotonic() + 3600\nwhile time.monotonic() < end: pass\n'
+
+
+def run_suite(log: Path, pytest_args: list[str]) -> tuple[int, list[str], float]:
+    started = time.monotonic()
+    with log.open('w') as out:
+        code = subprocess.call(  # noqa: S603 our own interpreter
+            [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-m',
+             'integration', *pytest_args], stdout=out, stderr=subprocess.STDOUT)
+    failures = re.findall(r'^(?:FAILED|ERROR) (\S+)', log.read_text(), re.MULTILINE)
+    return code, failures, time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--no-hog', action='store_true', help='skip the run under CPU load')
+    parser.add_argument('--logs', type=Path, default=Path('stress-logs'))
+    args, pytest_args = parser.parse_known_args()
+    pytest_args = [a for a in pytest_args if a != '--']
+    args.logs.mkdir(exist_ok=True)
+    plan = [(f'{n + 1}', False) for n in range(args.runs)]
+    if not args.no_hog:
+        plan.append(('hog', True))
+    failed = False
+    for name, hog in plan:
+        hogs = [subprocess.Popen([sys.executable, '-c', HOG])  # noqa: S603
+                for _ in range(os.cpu_count() or 1)] if hog else []
+        try:
+            code, failures, seconds = run_suite(args.logs / f'{name}.log', pytest_args)
+        finally:
+            for process in hogs:
+                process.kill()
+                process.wait()
+        print(f'run {name}: exit {code} in {seconds:.0f} s'
+              f'{" with a CPU hog per core" if hog else ""}', flush=True)
+        for failure in failures:
+            print(f'  {failure}  (log: {args.logs / f"{name}.log"})')
+        failed |= code != 0
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

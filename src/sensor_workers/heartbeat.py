@@ -23,7 +23,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 
 from sensor_workers import qos
-from sensor_workers.diagnostics import OK, level_of, make_status, status_values
+from sensor_workers.diagnostics import OK, make_status
 from sensor_workers.lifetime import HEARTBEAT_FD_ENV
 from sensor_workers.publishing import LoopPublisher
 
@@ -68,19 +68,6 @@ class HeartbeatRecord:
             'pid': self.pid,
             'queue_dropped': self.queue_dropped,
         })
-
-    @classmethod
-    def from_status(cls, status: DiagnosticStatus, received_ns: int) -> 'HeartbeatRecord | None':
-        """Decode a `~/heartbeat` message (None if malformed); it carries no send time."""
-        values = status_values(status)
-        try:
-            return cls(seq=int(values['seq']), samples=int(values['samples']),
-                       dropped=int(values['dropped']), rate_hz=float(values['rate_hz']),
-                       pid=int(values['pid']), tid=0, sent_ns=received_ns,
-                       level=level_of(status),
-                       queue_dropped=int(values.get('queue_dropped', '0')))
-        except (KeyError, ValueError):
-            return None
 
 
 class Heartbeat:

@@ -63,7 +63,7 @@ class LoopPublisher:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.dropped = 0
-        self.published = 0
+        # rcl_publish_serialized_message errors (e.g. while the context shuts down).
         self.failed = 0
         self._queue: deque[tuple[Publisher, bytes]] = deque()
         self._queued_bytes = 0
@@ -128,7 +128,5 @@ class LoopPublisher:
             # Lifecycle publishers publish only while active, like LifecyclePublisher.publish.
             if not getattr(publisher, 'is_activated', True):
                 continue
-            if publish_serialized_without_gil(publisher, data):
-                self.published += 1
-            else:
+            if not publish_serialized_without_gil(publisher, data):
                 self.failed += 1

@@ -508,6 +508,7 @@ class CameraNode(WorkerNode):
             'frames_published': self.frames_published,
             'queue_dropped': self.loop_publisher.dropped,
             'queue_depth': self.loop_publisher.depth,
+            'publish_failed': self.loop_publisher.failed,
             'failed_grabs': self.failed_grabs,
             'grab_timeouts': self.grab_timeouts,
             'camera_skipped': self.camera_skipped,

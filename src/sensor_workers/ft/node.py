@@ -375,6 +375,7 @@ class FtNode(WorkerNode):
             'dropped': self.dropped,
             'queue_dropped': self.loop_publisher.dropped,
             'queue_depth': self.loop_publisher.depth,
+            'publish_failed': self.loop_publisher.failed,
             'status_flags': ','.join(protocol.Frame(self.last_status, (0.0,) * 6, 0, 0.0)
                                      .flags()) or 'none',
             **{f'{name}_frames': count for name, count in self.flag_counts.items()},

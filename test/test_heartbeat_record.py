@@ -1,0 +1,24 @@
+"""The heartbeat record the worker's loop writes into the manager's pipe and onto ~/heartbeat."""
+
+from sensor_workers.diagnostics import WARN, level_of, status_values
+from sensor_workers.heartbeat import HeartbeatRecord
+
+RECORD = HeartbeatRecord(seq=7, samples=123_456, dropped=3, rate_hz=1003.5, pid=4242,
+                         tid=4250, sent_ns=987_654_321_000, level=1, queue_dropped=2)
+
+
+def test_records_round_trip_and_a_torn_tail_is_left_for_later():
+    data = RECORD.pack() * 3
+    assert len(data) == 3 * HeartbeatRecord.SIZE
+    assert HeartbeatRecord.unpack_all(data) == [RECORD] * 3
+    assert HeartbeatRecord.unpack_all(data[:-5]) == [RECORD] * 2
+    assert HeartbeatRecord.unpack_all(b'') == []
+
+
+def test_the_topic_carries_the_contract_values():
+    status = RECORD.to_status('/ft', 'streaming', '/dev/ttyUSB0')
+    assert (status.name, status.message, status.hardware_id) == ('/ft', 'streaming',
+                                                                  '/dev/ttyUSB0')
+    assert level_of(status) == WARN[0]
+    assert status_values(status) == {'seq': '7', 'samples': '123456', 'rate_hz': '1003.5',
+                                     'dropped': '3', 'pid': '4242', 'queue_dropped': '2'}

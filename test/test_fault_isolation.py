@@ -1,4 +1,4 @@
-"""A crash costs only the crashed worker: kill -9 one worker, the other loses nothing.
+"""A crash costs only the crashed process: kill -9 a worker or the bridge, the rest loses nothing.
 
 Real manager, real workers on the emulated camera and the simulated F/T sensor, an independent
 subscriber counting the other device's stream by publication sequence number. Its history is
@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+from bridge_helpers import Bridge
 from geometry_msgs.msg import WrenchStamped
 from manager_helpers import Watch, available_devices, start_manager, write_config
 import pytest
@@ -121,3 +122,23 @@ def test_killing_the_ft_worker_never_restarts_the_camera(cell):
     # this test holds the manager's side, the loss is open in the fault-isolation issue.
     stream, started, camera_pid = kill_repeatedly(cell, 'ft', 'camera')
     assert_untouched(cell, stream, started, 'camera', camera_pid)
+
+
+def test_killing_the_bridge_costs_neither_worker_anything(cell, procs):
+    bridge = Bridge(procs)
+    # The bridge's readers are matched and fed before it dies.
+    wait_until(lambda: bridge.status()['bridge']['frames_received'] > 10, 20, 'bridge fed')
+    pids = {d: cell.watch.state(d)['pid'] for d in TOPICS}
+    for stream in cell.streams.values():
+        stream.reset()
+    started = time.monotonic()
+    bridge.process.signal(signal.SIGKILL)
+    bridge.process.popen.wait(5)
+    time.sleep(SETTLE_S)
+    for device, stream in cell.streams.items():
+        # Delivery may pause (a send health-checks the dead bridge's port for up to 1 s;
+        # docs/manager.md, "Fault isolation"), but it resumes and nothing is lost.
+        wait_until(lambda stream=stream: flowing(stream, 0.5), 5, f'{device} streaming')
+        assert_untouched(cell, stream, started, device, pids[device])
+        assert stream.lost == 0, (f'{device} lost {stream.lost} of {stream.received}; largest '
+                                  f'gap {stream.largest_gap_s * 1000:.0f} ms')

@@ -72,7 +72,10 @@ class WorkerNode(LifecycleNode):
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [self.diagnostic_status()]
-        self._diagnostics.publish(array)
+        # Not publish(): that holds the GIL while DDS sends, and a send stalled by a
+        # shared-memory health check (up to 333 ms) stopped the read loop with it: the serial
+        # buffer overflowed (64 F/T samples lost in one test run).
+        self.loop_publisher.submit(self._diagnostics, array)
 
 
 def run_worker(

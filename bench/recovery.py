@@ -75,6 +75,15 @@ class Bench:
         config['manager']['ros__parameters'].update({
             'devices': devices, 'restart_backoff_reset_s': 1.0,
             'degraded_after_failures': 1000, 'warm_standby': standby})
+        if 'ft' in devices:
+            # As under `sensor-workers up`: the simulated sensor is a device of its own that
+            # outlives the killed workers, not their child.
+            ft = config['ft']['ros__parameters']
+            link = directory / 'ft_port'
+            sim = self.procs.start_python('sim', 'sensor_workers.ft.sim', '--sinc',
+                                          str(ft['sinc_length']), '--link', str(link))
+            sim.wait_for_output('^port: ', timeout=30)
+            ft['port'] = str(link)
         config_path = directory / 'recovery.yaml'
         config_path.write_text(yaml.safe_dump(config))
         self.manager = self.procs.start_python(

@@ -2,6 +2,11 @@
 
 sensor-workers up [--config FILE]     manager (which spawns the workers) and bridge
 sensor-workers status [--config FILE] the bridge's GET /status
+
+With `ft.port: sim` (config/sim.yaml), `up` starts the simulated Bota sensor as a device of its
+own: a long-lived `bota_sim` on a stable link that outlives every F/T worker, as a real sensor
+outlives its driver. The worker opens the link like a serial port (the manager hands it
+`port:=<link>`); a kill -9 of the worker leaves the sensor running.
 """
 
 import argparse
@@ -10,9 +15,11 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -24,6 +31,9 @@ from sensor_workers import lifetime, paths
 
 BRIDGE_MODULE = 'sensor_workers.bridge.node'
 MANAGER_MODULE = 'sensor_workers.manager.node'
+SIM_MODULE = 'sensor_workers.ft.sim'
+SIM_PORT = 'sim'
+SIM_START_TIMEOUT_S = 10.0
 # The manager needs its stop_timeout_ms (3 s by default) to stop the workers; then SIGKILL.
 STOP_TIMEOUT_S = 10.0
 
@@ -54,19 +64,62 @@ def _ros_environment() -> dict[str, str]:
     return env
 
 
-def _start(module: str, config: Path, env: dict[str, str]) -> subprocess.Popen:
+def _start(module: str, config: Path, env: dict[str, str],
+           ros_args: Sequence[str] = ()) -> subprocess.Popen:
     # Own process group: a Ctrl-C in the terminal reaches only us, and we stop the children in
     # order (the manager first deactivates its workers).
     return subprocess.Popen(  # noqa: S603 our own interpreter and module
-        [sys.executable, '-m', module, '--ros-args', '--params-file', str(config)],
+        [sys.executable, '-m', module, '--ros-args', '--params-file', str(config), *ros_args],
         env=env, stdin=subprocess.DEVNULL, process_group=0)
+
+
+def _start_simulated_sensor(config: Path, run_dir: Path,
+                            env: dict[str, str]) -> tuple[subprocess.Popen, list[str]] | None:
+    """Start bota_sim for a config whose F/T worker asks for `port: sim`.
+
+    Return the simulator and the manager arguments that point the worker at its link, or None
+    when the config has no simulated F/T device.
+    """
+    ft = _parameters(config, 'ft')
+    devices = _parameters(config, 'manager').get('devices', ['camera', 'ft'])
+    if 'ft' not in devices or ft.get('port') != SIM_PORT:
+        return None
+    link = run_dir / 'ft_port'
+    with open(run_dir / 'bota_sim.log', 'wb') as log:
+        sim = subprocess.Popen(  # noqa: S603 our own interpreter and module
+            [sys.executable, '-m', SIM_MODULE, '--sinc', str(ft.get('sinc_length', 64)),
+             '--link', str(link), '--control', str(run_dir / 'ft_control')],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            process_group=0)
+    deadline = time.monotonic() + SIM_START_TIMEOUT_S
+    while not link.exists():
+        if sim.poll() is not None or time.monotonic() > deadline:
+            sim.kill()
+            sim.wait()
+            raise RuntimeError('the simulated F/T sensor did not start: '
+                               + (run_dir / 'bota_sim.log').read_text())
+        time.sleep(0.02)
+    # The manager hands `-p port:=<link>` to every F/T worker it spawns (and its standbys).
+    extra = [*(_parameters(config, 'manager').get('ft') or {}).get('parameters', []),
+             f'port:={link}']
+    return sim, ['-p', f'ft.parameters:={json.dumps(extra)}']
 
 
 def up(config: Path) -> int:
     """Run manager and bridge until SIGINT/SIGTERM or until one of them ends."""
     lifetime.die_with_parent()  # started by a supervisor that set the tie (tests, benchmarks)
     env = _ros_environment()
-    children = {'manager': _start(MANAGER_MODULE, config, env)}
+    run_dir = Path(tempfile.mkdtemp(prefix='sensor_workers_up_'))
+    try:
+        return _run(config, env, run_dir)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run(config: Path, env: dict[str, str], run_dir: Path) -> int:
+    simulated = _start_simulated_sensor(config, run_dir, env)
+    sim, manager_args = simulated if simulated is not None else (None, [])
+    children = {'manager': _start(MANAGER_MODULE, config, env, manager_args)}
     bridge_available = importlib.util.find_spec(BRIDGE_MODULE.rpartition('.')[0]) is not None
     if bridge_available:
         children['bridge'] = _start(BRIDGE_MODULE, config, env)
@@ -81,6 +134,9 @@ def up(config: Path) -> int:
         + ' '.join(f'/{d}/heartbeat' for d in devices),
         '  services: ' + ' '.join(f'/manager/{d}/restart' for d in devices),
     ]
+    if sim is not None:
+        lines.append(f'  simulated F/T sensor pid {sim.pid} on {run_dir / "ft_port"} '
+                     f'(fault injection: {run_dir / "ft_control"})')
     if bridge_available:
         lines.append(f'  bridge pid {children["bridge"].pid}: {url}/ (status: {url}/status)')
     else:
@@ -99,6 +155,8 @@ def up(config: Path) -> int:
                   'stopping', file=sys.stderr, flush=True)
             break
     clean = _stop_all(children)
+    if sim is not None:  # the sensor outlives its driver: stopped after the manager
+        clean &= _stop_all({'simulated F/T sensor': sim})
     return 0 if ended is None and clean else 1
 
 

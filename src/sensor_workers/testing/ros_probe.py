@@ -19,6 +19,8 @@ from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
 
+# A lifecycle request unanswered this long may have been lost (see RosProbe.change_state).
+LOST_REQUEST_S = 2.0
 TRANSITIONS = {
     'configure': Transition.TRANSITION_CONFIGURE,
     'activate': Transition.TRANSITION_ACTIVATE,
@@ -26,6 +28,11 @@ TRANSITIONS = {
     'cleanup': Transition.TRANSITION_CLEANUP,
     'shutdown': Transition.TRANSITION_ACTIVE_SHUTDOWN,
 }
+# The state a node is in, idle, before and after each transition.
+START = {'configure': 'unconfigured', 'activate': 'inactive', 'deactivate': 'active',
+         'cleanup': 'inactive', 'shutdown': 'active'}
+GOAL = {'configure': 'inactive', 'activate': 'active', 'deactivate': 'inactive',
+        'cleanup': 'unconfigured', 'shutdown': 'finalized'}
 
 # What one subscription of a probe may hold in messages: a test that keeps every 1 MB image of
 # a module for minutes grew pytest to 23 GB. Counts and stream statistics are not bounded by it.
@@ -184,29 +191,45 @@ class RosProbe:
 
     # Services
 
-    def call(self, srv_type: type, name: str, request: Any, timeout: float = 5.0) -> Any:
-        """Call a service and return its response; raise TimeoutError on no answer."""
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise TimeoutError(f'service {name} not available within {timeout} s')
-            future = client.call_async(request)
-            done = threading.Event()
-            future.add_done_callback(lambda _: done.set())
-            if not done.wait(timeout):
-                raise TimeoutError(f'service {name} did not answer within {timeout} s')
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+    def call(self, srv_type: type, name: str, request: Any, timeout: float = 5.0,
+             resend_s: float | None = None) -> Any:
+        """Call a service and return its response; raise TimeoutError on no answer.
+
+        `resend_s` (idempotent services only): send the request again after this long without
+        an answer. `wait_for_service` proves that this client sees the server, not that the
+        server has matched this client yet: a request sent in between is lost.
+        """
+        with _Requests(self.node, srv_type, name, request, timeout) as requests:
+            while not requests.answered(resend_s or timeout):
+                requests.send()
+            return requests.response()
 
     def change_state(self, node_name: str, transition: str, timeout: float = 10.0) -> bool:
-        """Trigger a lifecycle transition ('configure', 'activate', ...) on a node."""
+        """Trigger a lifecycle transition ('configure', 'activate', ...) on a node.
+
+        Without an answer after LOST_REQUEST_S the node is asked its state: one busy in the
+        transition does not answer (or says `configuring`, ...); one in the goal state is done
+        (its answer was lost); one still idle in the start state never got the request, which
+        is then sent again.
+        """
         request = ChangeState.Request()
         request.transition.id = TRANSITIONS[transition]
-        return self.call(ChangeState, f'{node_name}/change_state', request, timeout).success
+        with _Requests(self.node, ChangeState, f'{node_name}/change_state', request,
+                       timeout) as requests:
+            while not requests.answered(LOST_REQUEST_S):
+                try:
+                    state = self.get_state(node_name, timeout=LOST_REQUEST_S)
+                except TimeoutError:
+                    continue
+                if state == GOAL[transition]:
+                    return True
+                if state == START[transition]:
+                    requests.send()
+            return requests.response().success
 
     def get_state(self, node_name: str, timeout: float = 5.0) -> str:
-        response = self.call(GetState, f'{node_name}/get_state', GetState.Request(), timeout)
+        response = self.call(GetState, f'{node_name}/get_state', GetState.Request(), timeout,
+                             resend_s=1.0)
         return response.current_state.label
 
     def bring_up(self, node_name: str, timeout: float = 10.0) -> None:
@@ -233,6 +256,44 @@ class RosProbe:
         request = GetParameters.Request(names=names)
         response = self.call(GetParameters, f'{node_name}/get_parameters', request, timeout)
         return [_parameter_value(v) for v in response.values]
+
+class _Requests:
+    """The requests of one service call (first sent at once) and the first answer to any."""
+
+    def __init__(self, node: Node, srv_type: type, name: str, request: Any,
+                 timeout: float) -> None:
+        self.node, self.name, self.request, self.timeout = node, name, request, timeout
+        self.client = node.create_client(srv_type, name)
+        self.deadline = time.monotonic() + timeout
+        self.done = threading.Event()
+        self.futures: list = []
+
+    def __enter__(self) -> '_Requests':
+        if not self.client.wait_for_service(timeout_sec=self.timeout):
+            self.node.destroy_client(self.client)
+            raise TimeoutError(f'service {self.name} not available within {self.timeout} s')
+        self.send()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.node.destroy_client(self.client)
+
+    def send(self) -> None:
+        future = self.client.call_async(self.request)
+        future.add_done_callback(lambda _: self.done.set())
+        self.futures.append(future)
+
+    def answered(self, within_s: float) -> bool:
+        """Wait up to `within_s` for an answer; raise TimeoutError past the call's deadline."""
+        if self.done.wait(max(0.0, min(within_s, self.deadline - time.monotonic()))):
+            return True
+        if time.monotonic() >= self.deadline:
+            raise TimeoutError(f'service {self.name} did not answer within {self.timeout} s')
+        return False
+
+    def response(self) -> Any:
+        return next(f for f in self.futures if f.done()).result()
+
 
 def _parameter_value(value: ParameterValue) -> Any:
     return RclpyParameter.from_parameter_msg(Parameter(name='_', value=value)).value

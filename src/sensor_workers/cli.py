@@ -32,6 +32,7 @@ from sensor_workers import lifetime, paths
 BRIDGE_MODULE = 'sensor_workers.bridge.node'
 MANAGER_MODULE = 'sensor_workers.manager.node'
 SIM_MODULE = 'sensor_workers.ft.sim'
+DEFAULT_DEVICES = ['camera', 'ft']  # the manager's `devices` default
 SIM_PORT = 'sim'
 SIM_START_TIMEOUT_S = 10.0
 # The manager needs its stop_timeout_ms (3 s by default) to stop the workers; then SIGKILL.
@@ -73,7 +74,7 @@ def _start(module: str, config: Path, env: dict[str, str],
         env=env, stdin=subprocess.DEVNULL, process_group=0)
 
 
-def _start_simulated_sensor(config: Path, run_dir: Path,
+def _start_simulated_sensor(config: Path, manager: dict, run_dir: Path,
                             env: dict[str, str]) -> tuple[subprocess.Popen, list[str]] | None:
     """Start bota_sim for a config whose F/T worker asks for `port: sim`.
 
@@ -81,8 +82,7 @@ def _start_simulated_sensor(config: Path, run_dir: Path,
     when the config has no simulated F/T device.
     """
     ft = _parameters(config, 'ft')
-    devices = _parameters(config, 'manager').get('devices', ['camera', 'ft'])
-    if 'ft' not in devices or ft.get('port') != SIM_PORT:
+    if 'ft' not in manager.get('devices', DEFAULT_DEVICES) or ft.get('port') != SIM_PORT:
         return None
     link = run_dir / 'ft_port'
     with open(run_dir / 'bota_sim.log', 'wb') as log:
@@ -100,7 +100,7 @@ def _start_simulated_sensor(config: Path, run_dir: Path,
                                + (run_dir / 'bota_sim.log').read_text())
         time.sleep(0.02)
     # The manager hands `-p port:=<link>` to every F/T worker it spawns (and its standbys).
-    extra = [*(_parameters(config, 'manager').get('ft') or {}).get('parameters', []),
+    extra = [*(manager.get('ft') or {}).get('parameters', []),
              f'port:={link}']
     return sim, ['-p', f'ft.parameters:={json.dumps(extra)}']
 
@@ -117,13 +117,14 @@ def up(config: Path) -> int:
 
 
 def _run(config: Path, env: dict[str, str], run_dir: Path) -> int:
-    simulated = _start_simulated_sensor(config, run_dir, env)
+    manager = _parameters(config, 'manager')
+    simulated = _start_simulated_sensor(config, manager, run_dir, env)
     sim, manager_args = simulated if simulated is not None else (None, [])
     children = {'manager': _start(MANAGER_MODULE, config, env, manager_args)}
     bridge_available = importlib.util.find_spec(BRIDGE_MODULE.rpartition('.')[0]) is not None
     if bridge_available:
         children['bridge'] = _start(BRIDGE_MODULE, config, env)
-    devices = _parameters(config, 'manager').get('devices', ['camera', 'ft'])
+    devices = manager.get('devices', DEFAULT_DEVICES)
     url, _ = _bridge_url(config)
     lines = [
         f'sensor-workers: config {config}',

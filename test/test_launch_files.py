@@ -29,6 +29,7 @@ from launch.utilities.type_utils import perform_typed_substitution  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
 
 from sensor_workers import bringup  # noqa: E402
+from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES  # noqa: E402
 
 LAUNCH_DIR = Path(__file__).resolve().parents[1] / 'launch'
 ARGUMENTS = {'config', 'bridge_host', 'bridge_port', 'bridge', 'log_level', 'static_tf', 'rviz',
@@ -81,6 +82,23 @@ def test_description_builds(name, config, static_tf):
         'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE']
     for variable in env:
         assert perform_substitutions(context, variable.value).endswith('/config/fastdds.xml')
+
+
+@pytest.mark.parametrize('user_sets', [None, *FASTDDS_PROFILE_VARIABLES])
+def test_a_profile_the_user_set_wins_over_the_shipped_one(monkeypatch, user_sets):
+    for name in FASTDDS_PROFILE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if user_sets is not None:
+        monkeypatch.setenv(user_sets, '/etc/robot/dds.xml')
+    context = launch.LaunchContext()
+    for entity in _load('sim.launch.py').entities:
+        if isinstance(entity, SetEnvironmentVariable):
+            entity.visit(context)
+    chosen = {context.environment[name] for name in FASTDDS_PROFILE_VARIABLES}
+    if user_sets is None:
+        assert len(chosen) == 1 and chosen.pop().endswith('/config/fastdds.xml')
+    else:
+        assert chosen == {'/etc/robot/dds.xml'}
 
 
 def test_default_nodes_and_switches():

@@ -4,7 +4,8 @@ Importable only where ROS 2 `launch` and `launch_ros` are installed (a ROS 2 wor
 rest of the package never imports it.
 
 Both set the Fast DDS profile (config/fastdds.xml: the 64 MB shared-memory segment large images
-need) for every process they start, under both variable names Fast DDS versions read.
+need) for every process they start, under both variable names Fast DDS versions read, unless
+the user set one: the user's profile always wins (and our nodes load ours themselves otherwise).
 
 The manager spawns and supervises the workers itself (restarts with backoff, degraded marking),
 so no launch `respawn` is set on top of it: two supervisors would fight over the same device.
@@ -22,7 +23,7 @@ from launch.actions import (
     Shutdown,
 )
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 import yaml
 
@@ -40,6 +41,17 @@ DEFAULT_FRAMES = {'camera': 'camera_optical_frame', 'ft': 'ft_sensor'}
 def share_file(*parts: str) -> str:
     """Return the path of an installed file of this package."""
     return str(Path(get_package_share_directory(PACKAGE), *parts))
+
+
+def fastdds_profile_variables(shipped: str) -> list[SetEnvironmentVariable]:
+    """Set both profile variables to the one the user set, or to `shipped` when none is set."""
+    first, second = FASTDDS_PROFILE_VARIABLES
+    return [
+        SetEnvironmentVariable(first, EnvironmentVariable(
+            first, default_value=EnvironmentVariable(second, default_value=shipped))),
+        SetEnvironmentVariable(second, EnvironmentVariable(
+            second, default_value=EnvironmentVariable(first))),
+    ]
 
 
 def generate(config: str, *, static_tf: bool) -> LaunchDescription:
@@ -82,8 +94,7 @@ def generate(config: str, *, static_tf: bool) -> LaunchDescription:
     return LaunchDescription([
         *arguments,
         # Inherited by every process launched below, and by the workers the manager spawns.
-        *[SetEnvironmentVariable(name, share_file('config', 'fastdds.xml'))
-          for name in FASTDDS_PROFILE_VARIABLES],
+        *fastdds_profile_variables(share_file('config', 'fastdds.xml')),
         OpaqueFunction(function=_nodes),
     ])
 

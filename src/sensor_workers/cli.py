@@ -58,8 +58,7 @@ def _ros_environment() -> dict[str, str]:
     """Our environment, kept on this host unless told otherwise, with the Fast DDS profile."""
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    for name, value in paths.fastdds_profile_environment().items():
-        env.setdefault(name, value)
+    env.update(paths.fastdds_profile_environment(env))
     env.setdefault('PYTHONUNBUFFERED', '1')
     env.update(lifetime.child_environment())
     return env

@@ -20,6 +20,7 @@ from sensor_workers.autostart import start_when_spinning
 from sensor_workers.heartbeat import Heartbeat
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
+from sensor_workers.paths import use_fastdds_profile
 from sensor_workers.publishing import LoopPublisher
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -83,15 +84,18 @@ def run_worker(
 ) -> None:
     """Spin a worker until SIGINT/SIGTERM, then release its hardware (the Jazzy idiom).
 
-    `init=False`: rclpy is initialized already (the manager's warm standby did it).
+    `init=False`: rclpy is initialized already (the manager's warm standby did it, after
+    `use_fastdds_profile()`).
     """
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
+    profile = use_fastdds_profile()
     if init:
         rclpy.init(args=args)
     node = None
     try:
         node = node_factory()
+        node.get_logger().info(profile.describe())
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

@@ -39,6 +39,7 @@ from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
+from sensor_workers.paths import use_fastdds_profile
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +334,7 @@ def main(args: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     # uvicorn owns SIGINT/SIGTERM while it serves and raises them again when it is done; our
     # handler covers the time before and after.
+    profile = use_fastdds_profile()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = _StopRequest()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -340,6 +342,7 @@ def main(args: list[str] | None = None) -> None:
     node = None
     try:
         node = BridgeNode()
+        node.get_logger().info(profile.describe())
         settings = node.settings
         sock = listen_socket(settings.host, settings.port, settings.send_buffer_bytes)
         host, port = sock.getsockname()[:2]

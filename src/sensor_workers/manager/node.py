@@ -750,11 +750,13 @@ def main(args: list[str] | None = None) -> None:
     args = sys.argv if args is None else args
     # Our own signal handling: on SIGINT/SIGTERM the workers must still be deactivated over
     # ROS, so the context must outlive the signal.
+    profile = paths.use_fastdds_profile()  # inherited by the workers
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     node = ManagerNode(default_config=params_file_in(args))
+    node.get_logger().info(profile.describe())
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 

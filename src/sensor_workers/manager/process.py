@@ -66,7 +66,7 @@ class WorkerSpec:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(paths.fastdds_profile_environment())
+        env.update(paths.fastdds_profile_environment(env))  # the user's profile wins
         env.setdefault('PYTHONUNBUFFERED', '1')
         env.update(self.env)
         env.update(lifetime.child_environment())

@@ -19,6 +19,7 @@ import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 
 from sensor_workers.lifetime import die_with_parent
+from sensor_workers.paths import use_fastdds_profile
 from sensor_workers.worker import WorkerNode, run_worker
 
 POLL_S = 0.5
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     node_class = worker_class(argv[1])
     args = [argv[0], *argv[2:]]
+    use_fastdds_profile()
     rclpy.init(args=args)
     try:
         placeholder = rclpy.create_node(f'_standby_{node_class.__name__.lower()}',

@@ -1,6 +1,6 @@
 """Start processes, wait for what they print, and make sure they are gone afterwards."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 import ctypes
 import logging
 import os
@@ -51,12 +51,16 @@ class ManagedProcess:
         log_dir: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        unset: Collection[str] = (),
     ) -> None:
+        """`env` is added to this process's environment; the variables in `unset` are removed."""
         self.name = name
         self.log_path = log_dir / f'{name}.log'
         self._log_file = open(self.log_path, 'wb')  # noqa: SIM115 closed in stop()
         full_env = dict(os.environ)
         full_env.update(env or {})
+        for variable in unset:
+            full_env.pop(variable, None)
         full_env.setdefault('PYTHONUNBUFFERED', '1')
         # Our processes arm PR_SET_PDEATHSIG from this: they die with the test run even when it is
         # SIGKILLed or OOM-killed (processes are started from pytest's main thread).
@@ -132,18 +136,20 @@ class ProcessGroup:
         self.processes: list[ManagedProcess] = []
 
     def start(
-        self, name: str, cmd: Sequence[str], env: Mapping[str, str] | None = None
+        self, name: str, cmd: Sequence[str], env: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
     ) -> ManagedProcess:
         merged = {**self.env, **(env or {})}
-        process = ManagedProcess(name, cmd, self.log_dir, merged)
+        process = ManagedProcess(name, cmd, self.log_dir, merged, unset=unset)
         self.processes.append(process)
         return process
 
     def start_python(
-        self, name: str, module: str, *args: str, env: Mapping[str, str] | None = None
+        self, name: str, module: str, *args: str, env: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
     ) -> ManagedProcess:
         """Start `python -m module args...` with this interpreter (a fresh process)."""
-        return self.start(name, [sys.executable, '-m', module, *args], env)
+        return self.start(name, [sys.executable, '-m', module, *args], env, unset)
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

@@ -21,7 +21,11 @@ except ament_index.PackageNotFoundError:
     pytest.skip('sensor_workers is not installed into an ament prefix (colcon build / pip '
                 'install with AMENT_PREFIX_PATH)', allow_module_level=True)
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable  # noqa: E402,I001
+from launch.actions import (  # noqa: E402,I001
+    DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, RegisterEventHandler,
+    SetEnvironmentVariable)
+from launch.event_handlers import OnProcessIO, OnShutdown  # noqa: E402
+from launch.events.process import ProcessStdout  # noqa: E402
 from launch.substitutions import TextSubstitution  # noqa: E402
 from launch.utilities import normalize_to_list_of_substitutions  # noqa: E402
 from launch.utilities import perform_substitutions  # noqa: E402
@@ -47,8 +51,12 @@ def _text(context, value) -> str:
     return perform_substitutions(context, normalize_to_list_of_substitutions(value))
 
 
-def _nodes(description, **arguments) -> dict[str, Node]:
-    """Evaluate the description's arguments and return its nodes by executable name."""
+def _nodes(description, **arguments) -> dict[str, ExecuteProcess]:
+    """Evaluate the description's arguments and return what it starts, by executable name.
+
+    Included: what starts on another process's output (the manager once bota_sim printed its
+    link), after feeding that output to the handler.
+    """
     context = launch.LaunchContext()
     for entity in description.entities:
         if isinstance(entity, DeclareLaunchArgument):
@@ -56,12 +64,30 @@ def _nodes(description, **arguments) -> dict[str, Node]:
                 entity.name, perform_substitutions(context, entity.default_value))
     opaque = [e for e in description.entities if isinstance(e, OpaqueFunction)]
     assert len(opaque) == 1
-    nodes = {}
-    for action in opaque[0].execute(context):
-        assert isinstance(action, Node)
-        if action.condition is None or action.condition.evaluate(context):
-            nodes[_text(context, action.node_executable)] = action
-    return nodes
+    actions = opaque[0].execute(context)
+    processes = [a for a in actions if isinstance(a, ExecuteProcess)
+                 and (a.condition is None or a.condition.evaluate(context))]
+    handlers = [a.event_handler for a in actions if isinstance(a, RegisterEventHandler)]
+    for handler in handlers:
+        if isinstance(handler, OnShutdown):  # what the launch removes when it ends
+            handler.handle(launch.events.Shutdown(), context)
+        if not isinstance(handler, OnProcessIO):
+            continue
+        for process in processes:
+            for text in (b'port: /dev/pts/9\n', b'link: /tmp/cell/ft_port\n'):
+                event = ProcessStdout(action=process, name='p', cmd=[], cwd=None, env=None,
+                                      pid=1, text=text)
+                if handler.matches(event):
+                    processes += handler.handle(event, context) or []
+    assert all(isinstance(a, ExecuteProcess | RegisterEventHandler) for a in actions)
+    return {_executable(context, process): process for process in processes}
+
+
+def _executable(context, process: ExecuteProcess) -> str:
+    if isinstance(process, Node):
+        return _text(context, process.node_executable)
+    command = [_text(context, part) for part in process.cmd]
+    return command[2].rpartition('.')[2] if command[1] == '-m' else Path(command[0]).name
 
 
 @pytest.mark.parametrize('name, config, static_tf', [
@@ -103,13 +129,32 @@ def test_a_profile_the_user_set_wins_over_the_shipped_one(monkeypatch, user_sets
 
 def test_default_nodes_and_switches():
     nodes = _nodes(_load('sim.launch.py'))
-    assert set(nodes) == {'manager', 'bridge', 'static_transform_publisher'}
+    # config/sim.yaml's `ft.port: sim`: the simulated sensor runs as a device of its own.
+    assert set(nodes) == {'sim', 'manager', 'bridge', 'static_transform_publisher'}
     # The manager supervises the workers: launch must not respawn it on top. (No public
     # accessor; ExecuteLocal keeps the flag as a normalized substitution.)
     respawn = nodes['manager']._ExecuteLocal__respawn
     assert not perform_typed_substitution(launch.LaunchContext(), respawn, bool)
     nodes = _nodes(_load('bringup.launch.py'), bridge='false', rviz='true', aggregator='true')
     assert set(nodes) == {'manager', 'rviz2', 'aggregator_node'}
+
+
+def test_the_manager_starts_only_once_the_simulated_sensor_is_there():
+    context = launch.LaunchContext()
+    description = _load('sim.launch.py')
+    for entity in description.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            context.launch_configurations[entity.name] = perform_substitutions(
+                context, entity.default_value)
+    opaque = [e for e in description.entities if isinstance(e, OpaqueFunction)][0]
+    actions = opaque.execute(context)
+    assert not [a for a in actions if isinstance(a, Node) and 'manager' in
+                _text(context, a.node_executable)]
+    handlers = [a.event_handler for a in actions if isinstance(a, RegisterEventHandler)]
+    assert any(isinstance(h, OnProcessIO) for h in handlers)
+    for handler in handlers:
+        if isinstance(handler, OnShutdown):
+            handler.handle(launch.events.Shutdown(), context)
 
 
 def test_bridge_parameters_follow_the_arguments():

@@ -13,20 +13,27 @@ When the manager exits, the launch shuts down (the bridge alone would only repor
 """
 
 from pathlib import Path
+import shutil
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchContext, LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
+    ExecuteProcess,
     OpaqueFunction,
+    RegisterEventHandler,
     SetEnvironmentVariable,
     Shutdown,
 )
 from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessIO, OnShutdown
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
-import yaml
 
+from sensor_workers.config_file import node_parameters
+from sensor_workers.ft import simulated_sensor
+from sensor_workers.ft.simulated_sensor import SimulatedSensor
 from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES
 
 PACKAGE = 'sensor_workers'
@@ -108,12 +115,19 @@ def _nodes(context: LaunchContext) -> list:
         config, LaunchConfiguration('bridge_host').perform(context),
         LaunchConfiguration('bridge_port').perform(context))
     frames = frame_ids(Path(config))
+    manager_parameters: dict = {'config_file': config}
+    simulated = simulated_sensor.for_cell(
+        Path(config), lambda: Path(tempfile.mkdtemp(prefix='sensor_workers_launch_')))
+    if simulated is not None:
+        manager_parameters['ft.parameters'] = simulated.manager_ft_parameters(
+            node_parameters(Path(config), 'manager'))
+    manager = Node(
+        package=PACKAGE, executable='manager', name='manager', output='screen',
+        parameters=[config, manager_parameters], ros_arguments=ros_arguments,
+        sigterm_timeout=SIGTERM_TIMEOUT_S,
+        on_exit=Shutdown(reason='the manager exited'))
     return [
-        Node(
-            package=PACKAGE, executable='manager', name='manager', output='screen',
-            parameters=[config, {'config_file': config}], ros_arguments=ros_arguments,
-            sigterm_timeout=SIGTERM_TIMEOUT_S,
-            on_exit=Shutdown(reason='the manager exited')),
+        *([manager] if simulated is None else _simulated_sensor_then(simulated, manager)),
         Node(
             package=PACKAGE, executable='bridge', name='bridge', output='screen',
             parameters=bridge_parameters, ros_arguments=ros_arguments,
@@ -135,6 +149,30 @@ def _nodes(context: LaunchContext) -> list:
     ]
 
 
+def _simulated_sensor_then(sensor: SimulatedSensor, manager: Node) -> list:
+    """Start `bota_sim` as a device of its own, and the manager once its link exists.
+
+    The simulator is not the workers' child: like a real sensor it outlives every F/T worker
+    (ft/simulated_sensor.py). Its run directory goes when the launch shuts down.
+    """
+    process = ExecuteProcess(cmd=sensor.command(), name='bota_sim', output='screen',
+                             sigterm_timeout=SIGTERM_TIMEOUT_S)
+    started: list[bool] = []
+
+    def on_output(event) -> list:
+        if started or b'link: ' not in event.text:
+            return []
+        started.append(True)
+        return [manager]
+
+    return [
+        process,
+        RegisterEventHandler(OnProcessIO(target_action=process, on_stdout=on_output)),
+        RegisterEventHandler(OnShutdown(
+            on_shutdown=lambda *_: shutil.rmtree(sensor.run_dir, ignore_errors=True))),
+    ]
+
+
 def bridge_parameter_list(config: str, host: str, port: str) -> list:
     """Return the bridge's parameters: the file, then the launch arguments that are set."""
     overrides: dict = {}
@@ -149,9 +187,5 @@ def bridge_parameter_list(config: str, host: str, port: str) -> list:
 
 def frame_ids(config: Path) -> dict[str, str]:
     """Return the `frame_id` of each device node in a parameter file (defaults when unset)."""
-    document = yaml.safe_load(config.read_text()) or {}
-    frames = dict(DEFAULT_FRAMES)
-    for node in frames:
-        parameters = (document.get(node) or {}).get('ros__parameters') or {}
-        frames[node] = str(parameters.get('frame_id', frames[node]))
-    return frames
+    return {node: str(node_parameters(config, node).get('frame_id', default))
+            for node, default in DEFAULT_FRAMES.items()}

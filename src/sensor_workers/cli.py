@@ -4,9 +4,7 @@ sensor-workers up [--config FILE]     manager (which spawns the workers) and bri
 sensor-workers status [--config FILE] the bridge's GET /status
 
 With `ft.port: sim` (config/sim.yaml), `up` starts the simulated Bota sensor as a device of its
-own: a long-lived `bota_sim` on a stable link that outlives every F/T worker, as a real sensor
-outlives its driver. The worker opens the link like a serial port (the manager hands it
-`port:=<link>`); a kill -9 of the worker leaves the sensor running.
+own (ft/simulated_sensor.py): a long-lived `bota_sim` that outlives every F/T worker.
 """
 
 import argparse
@@ -25,31 +23,19 @@ import time
 import urllib.error
 import urllib.request
 
-import yaml
-
 from sensor_workers import lifetime, paths
+from sensor_workers.config_file import node_parameters
+from sensor_workers.ft import simulated_sensor
+from sensor_workers.ft.simulated_sensor import DEFAULT_DEVICES
 
 BRIDGE_MODULE = 'sensor_workers.bridge.node'
 MANAGER_MODULE = 'sensor_workers.manager.node'
-SIM_MODULE = 'sensor_workers.ft.sim'
-DEFAULT_DEVICES = ['camera', 'ft']  # the manager's `devices` default
-SIM_PORT = 'sim'
-SIM_START_TIMEOUT_S = 10.0
 # The manager needs its stop_timeout_ms (3 s by default) to stop the workers; then SIGKILL.
 STOP_TIMEOUT_S = 10.0
 
 
-def _parameters(config: Path, node: str) -> dict:
-    try:
-        document = yaml.safe_load(config.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-    section = document.get(node) or {}
-    return section.get('ros__parameters') or {}
-
-
 def _bridge_url(config: Path) -> tuple[str, str]:
-    bridge = _parameters(config, 'bridge')
+    bridge = node_parameters(config, 'bridge')
     host = bridge.get('host', '127.0.0.1')
     return f'http://{host}:{bridge.get("port", 8080)}', bridge.get('auth_token', '')
 
@@ -73,37 +59,6 @@ def _start(module: str, config: Path, env: dict[str, str],
         env=env, stdin=subprocess.DEVNULL, process_group=0)
 
 
-def _start_simulated_sensor(config: Path, manager: dict, run_dir: Path,
-                            env: dict[str, str]) -> tuple[subprocess.Popen, list[str]] | None:
-    """Start bota_sim for a config whose F/T worker asks for `port: sim`.
-
-    Return the simulator and the manager arguments that point the worker at its link, or None
-    when the config has no simulated F/T device.
-    """
-    ft = _parameters(config, 'ft')
-    if 'ft' not in manager.get('devices', DEFAULT_DEVICES) or ft.get('port') != SIM_PORT:
-        return None
-    link = run_dir / 'ft_port'
-    with open(run_dir / 'bota_sim.log', 'wb') as log:
-        sim = subprocess.Popen(  # noqa: S603 our own interpreter and module
-            [sys.executable, '-m', SIM_MODULE, '--sinc', str(ft.get('sinc_length', 64)),
-             '--link', str(link), '--control', str(run_dir / 'ft_control')],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            process_group=0)
-    deadline = time.monotonic() + SIM_START_TIMEOUT_S
-    while not link.exists():
-        if sim.poll() is not None or time.monotonic() > deadline:
-            sim.kill()
-            sim.wait()
-            raise RuntimeError('the simulated F/T sensor did not start: '
-                               + (run_dir / 'bota_sim.log').read_text())
-        time.sleep(0.02)
-    # The manager hands `-p port:=<link>` to every F/T worker it spawns (and its standbys).
-    extra = [*(manager.get('ft') or {}).get('parameters', []),
-             f'port:={link}']
-    return sim, ['-p', f'ft.parameters:={json.dumps(extra)}']
-
-
 def up(config: Path) -> int:
     """Run manager and bridge until SIGINT/SIGTERM or until one of them ends."""
     lifetime.die_with_parent()  # started by a supervisor that set the tie (tests, benchmarks)
@@ -116,9 +71,13 @@ def up(config: Path) -> int:
 
 
 def _run(config: Path, env: dict[str, str], run_dir: Path) -> int:
-    manager = _parameters(config, 'manager')
-    simulated = _start_simulated_sensor(config, manager, run_dir, env)
-    sim, manager_args = simulated if simulated is not None else (None, [])
+    manager = node_parameters(config, 'manager')
+    simulated = simulated_sensor.for_cell(config, lambda: run_dir)
+    sim, manager_args = None, []
+    if simulated is not None:
+        sim = simulated.start(env, process_group=0)
+        ft_parameters = simulated.manager_ft_parameters(manager)
+        manager_args = ['-p', f'ft.parameters:={json.dumps(ft_parameters)}']
     children = {'manager': _start(MANAGER_MODULE, config, env, manager_args)}
     bridge_available = importlib.util.find_spec(BRIDGE_MODULE.rpartition('.')[0]) is not None
     if bridge_available:
@@ -135,8 +94,8 @@ def _run(config: Path, env: dict[str, str], run_dir: Path) -> int:
         '  services: ' + ' '.join(f'/manager/{d}/restart' for d in devices),
     ]
     if sim is not None:
-        lines.append(f'  simulated F/T sensor pid {sim.pid} on {run_dir / "ft_port"} '
-                     f'(fault injection: {run_dir / "ft_control"})')
+        lines.append(f'  simulated F/T sensor pid {sim.pid} on {simulated.link} '
+                     f'(fault injection: {simulated.control})')
     if bridge_available:
         lines.append(f'  bridge pid {children["bridge"].pid}: {url}/ (status: {url}/status)')
     else:

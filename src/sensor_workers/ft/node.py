@@ -10,13 +10,10 @@ executor thread only serves parameters, services, lifecycle transitions and the 
 from collections import deque
 import os
 from pathlib import Path
-import select
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -31,6 +28,7 @@ from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
 from sensor_workers.ft import protocol
 from sensor_workers.ft.backends import BACKENDS, Backend, BackendError, create_backend
 from sensor_workers.ft.backends.bota import SINC_RANGE as BOTA_DRIVER_SINC_RANGE
+from sensor_workers.ft.simulated_sensor import SIM_PORT, SimulatedSensor
 from sensor_workers.ft.stamping import StampMapper
 from sensor_workers.lifetime import child_environment
 from sensor_workers.params import accepted, check_choice, declare, refused
@@ -38,8 +36,6 @@ from sensor_workers.worker import WorkerNode, run_worker
 
 READ_TIMEOUT_S = 0.02  # the loop wakes at least this often without data
 TEMPERATURE_RATE_HZ = 10.0
-SIM_PORT = 'sim'
-SIM_START_TIMEOUT_S = 10.0
 # Parameters that describe the device: they take effect at configure.
 DEVICE_PARAMETERS = ('port', 'backend', 'baudrate', 'sinc_length')
 FLAG_NAMES = ('throttled', 'overrange', 'invalid')
@@ -230,22 +226,15 @@ class FtNode(WorkerNode):
     def _start_sim(self) -> str:
         """Start `bota_sim` as a child process and return its stable port link."""
         self._sim_dir = Path(tempfile.mkdtemp(prefix='ft_sim_'))
-        link = self._sim_dir / 'port'
-        log_path = self._sim_dir / 'sim.log'
-        with open(log_path, 'wb') as log_file:
-            self._sim = subprocess.Popen(
-                [sys.executable, '-m', 'sensor_workers.ft.sim', '--sinc', str(self.sinc_length),
-                 '--link', str(link), '--control', str(self._sim_dir / 'control')],
-                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **child_environment(), 'PYTHONUNBUFFERED': '1'})
-        deadline = time.monotonic() + SIM_START_TIMEOUT_S
-        while not log_path.read_text().startswith('port:'):
-            if self._sim.poll() is not None or time.monotonic() > deadline:
-                raise BackendError(f'simulated sensor did not start: {log_path.read_text()}')
-            select.select([], [], [], 0.02)
-        self.get_logger().info(f'simulated sensor pid {self._sim.pid} on {link} '
-                               f'(fault injection: {self._sim_dir / "control"})')
-        return str(link)
+        sensor = SimulatedSensor(self._sim_dir, self.sinc_length)
+        try:
+            self._sim = sensor.start({**os.environ, **child_environment(),
+                                      'PYTHONUNBUFFERED': '1'})
+        except RuntimeError as error:
+            raise BackendError(str(error)) from error
+        self.get_logger().info(f'simulated sensor pid {self._sim.pid} on {sensor.link} '
+                               f'(fault injection: {sensor.control})')
+        return str(sensor.link)
 
     def _stop_sim(self) -> None:
         if self._sim is not None:

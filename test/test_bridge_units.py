@@ -16,6 +16,7 @@ from sensor_workers.bridge.node import listen_socket
 from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
 from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
 from sensor_workers.bridge.wrench import WrenchBatcher
+from sensor_workers.heartbeat import HeartbeatRecord
 
 
 def test_queue_drops_oldest_and_counts_weight():
@@ -187,23 +188,60 @@ def test_parameter_requests_are_checked_and_coerced():
             check_parameter_body(body)
 
 
+def _beat(rate_hz: float = 1000.0, pid: int = 9) -> HeartbeatRecord:
+    return HeartbeatRecord(seq=1, samples=5, dropped=0, rate_hz=rate_hz, pid=pid, tid=0,
+                           sent_ns=0)
+
+
+def _manager_says(table: DeviceTable, state: str, now: float, **values: str) -> None:
+    table.from_manager([{'name': 'ft', 'level': 0 if state == 'active' else 2,
+                         'message': state, 'values': {'state': state, **values}}], now)
+
+
 def test_device_table_without_and_with_manager():
     table = DeviceTable(('ft',), heartbeat_timeout_s=0.5, manager_timeout_s=2.0)
     assert table.record('ft', 0.0)['state'] == 'unknown'
-    table.from_heartbeat('ft', {'level': 0, 'message': 'running',
-                                'values': {'rate_hz': '1000', 'samples': '5', 'pid': '9'}}, 1.0)
+    table.from_heartbeat('ft', _beat(), 'running', 1.0)
     record = table.record('ft', 1.1)
     assert record['up'] and record['state'] == 'active' and record['rate_hz'] == 1000.0
+    assert record['source'] == 'heartbeat' and record['message'] == 'running'
     assert table.record('ft', 2.0)['state'] == 'down'
     assert [r['name'] for r in table.changes(1.1)] == ['ft']
     assert table.changes(1.2) == []
-    table.from_manager([{'name': 'ft', 'level': 2, 'message': 'restarting',
-                         'values': {'state': 'restarting', 'restarts': '2',
-                                    'degraded': 'false', 'last_error': 'exited'}}], 2.0)
+    _manager_says(table, 'restarting', 2.0, restarts='2', degraded='false',
+                  last_error='exited')
     record = table.record('ft', 2.0)
     assert record['state'] == 'restarting' and record['restarts'] == 2 and not record['up']
     assert record['level'] == 'error' and record['last_error'] == 'exited'
     assert [r['state'] for r in table.changes(2.0)] == ['restarting']
+
+
+def test_while_a_manager_publishes_its_verdict_is_shown_not_the_bridges_own():
+    table = DeviceTable(('ft',), heartbeat_timeout_s=0.5, manager_timeout_s=2.0)
+    table.from_heartbeat('ft', _beat(), 'running', 0.0)
+    # The bridge saw no heartbeat for 1.5 s (its own DDS delivery was late), but the manager,
+    # reading the worker's pipe, says active: the device is up.
+    _manager_says(table, 'active', 1.5, rate_hz='998.0', pid='9')
+    record = table.record('ft', 1.5)
+    assert record['up'] and record['state'] == 'active' and record['source'] == 'manager'
+    assert record['rate_hz'] == 998.0 and record['heartbeat_age_ms'] == 1500.0
+    # And a fresh heartbeat does not make a device up that the manager is restarting.
+    table.from_heartbeat('ft', _beat(), 'running', 1.6)
+    _manager_says(table, 'restarting', 1.6)
+    assert not table.record('ft', 1.6)['up']
+
+
+def test_without_a_manager_the_bridge_judges_with_the_managers_last_threshold():
+    table = DeviceTable(('ft',), heartbeat_timeout_s=0.5, manager_timeout_s=2.0)
+    _manager_says(table, 'active', 0.0, heartbeat_timeout_ms='300')
+    table.from_heartbeat('ft', _beat(), 'running', 10.0)  # the manager is long gone
+    assert table.record('ft', 10.29)['up']
+    record = table.record('ft', 10.31)
+    assert not record['up'] and record['state'] == 'down' and record['source'] == 'heartbeat'
+    # Never heard of a manager: the bridge's own setting.
+    alone = DeviceTable(('ft',), heartbeat_timeout_s=0.5, manager_timeout_s=2.0)
+    alone.from_heartbeat('ft', _beat(), 'running', 0.0)
+    assert alone.record('ft', 0.49)['up'] and not alone.record('ft', 0.51)['up']
 
 
 def test_listening_socket_gives_accepted_sockets_tcp_nodelay():

@@ -22,3 +22,17 @@ def test_the_topic_carries_the_contract_values():
     assert level_of(status) == WARN[0]
     assert status_values(status) == {'seq': '7', 'samples': '123456', 'rate_hz': '1003.5',
                                      'dropped': '3', 'pid': '4242', 'queue_dropped': '2'}
+
+
+def test_the_topic_decodes_to_the_record_less_what_it_does_not_carry():
+    status = RECORD.to_status('/ft', 'streaming', '/dev/ttyUSB0')
+    assert HeartbeatRecord.from_status(status) == HeartbeatRecord(
+        seq=7, samples=123_456, dropped=3, rate_hz=1003.5, pid=4242, tid=0, sent_ns=0,
+        level=1, queue_dropped=2)
+    status.values = status.values[1:]
+    try:
+        HeartbeatRecord.from_status(status)
+    except ValueError as error:
+        assert 'seq' in str(error)
+    else:
+        raise AssertionError('a status without seq decoded')

@@ -23,7 +23,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 
 from sensor_workers import qos
-from sensor_workers.diagnostics import OK, make_status
+from sensor_workers.diagnostics import OK, level_of, make_status
 from sensor_workers.lifetime import HEARTBEAT_FD_ENV
 from sensor_workers.publishing import LoopPublisher
 
@@ -48,6 +48,9 @@ class HeartbeatRecord:
 
     _FORMAT = struct.Struct('<IQQdIIQBQ')
     SIZE = _FORMAT.size
+    # The fields `~/heartbeat` carries, with their types (DiagnosticStatus values are strings).
+    _STATUS_FIELDS = {'seq': int, 'samples': int, 'rate_hz': float, 'dropped': int, 'pid': int,
+                      'queue_dropped': int}
 
     def pack(self) -> bytes:
         return self._FORMAT.pack(self.seq, self.samples, self.dropped, self.rate_hz, self.pid,
@@ -60,14 +63,22 @@ class HeartbeatRecord:
         return [cls(*fields) for fields in cls._FORMAT.iter_unpack(data[:usable])]
 
     def to_status(self, name: str, message: str, hardware_id: str) -> DiagnosticStatus:
+        """Return the `~/heartbeat` message: what other tools see of this record."""
         return make_status(name, self.level, message, hardware_id, {
-            'seq': self.seq,
-            'samples': self.samples,
-            'rate_hz': self.rate_hz,
-            'dropped': self.dropped,
-            'pid': self.pid,
-            'queue_dropped': self.queue_dropped,
-        })
+            key: getattr(self, key) for key in self._STATUS_FIELDS})
+
+    @classmethod
+    def from_status(cls, status: DiagnosticStatus) -> 'HeartbeatRecord':
+        """Decode a `~/heartbeat` message; `tid` and `sent_ns` are not in it (0).
+
+        Raises ValueError for a status that is not a heartbeat of ours.
+        """
+        values = {kv.key: kv.value for kv in status.values}
+        try:
+            fields = {key: kind(values[key]) for key, kind in cls._STATUS_FIELDS.items()}
+        except (KeyError, ValueError) as error:
+            raise ValueError(f'not a heartbeat: {error}') from None
+        return cls(**fields, tid=0, sent_ns=0, level=level_of(status))
 
 
 class Heartbeat:

@@ -1,15 +1,22 @@
 """What the bridge knows about each device, from the manager's states and the heartbeats.
 
-The heartbeat age is measured by the bridge itself, so /status says a worker is down even when
-no manager runs. Pure logic; times are passed in (monotonic seconds).
+One judge: while a manager publishes, whether a device is up is the manager's verdict (it reads
+the worker's heartbeat pipe and its loop thread's state, which the bridge cannot see). Only when
+no manager publishes does the bridge judge heartbeat age itself, with the manager's threshold
+(the last `heartbeat_timeout_ms` the manager published; the bridge's own setting before any).
+Pure logic; times are passed in (monotonic seconds).
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # heartbeat.py imports rclpy
+    from sensor_workers.heartbeat import HeartbeatRecord
 
 LEVELS = {0: 'ok', 1: 'warn', 2: 'error', 3: 'stale'}
 _INT_KEYS = ('restarts', 'failures', 'pid', 'samples', 'dropped', 'seq', 'exit_code')
-_FLOAT_KEYS = ('rate_hz', 'heartbeat_age_ms', 'backoff_ms')
+_FLOAT_KEYS = ('rate_hz', 'heartbeat_age_ms', 'backoff_ms', 'heartbeat_timeout_ms')
+ACTIVE = 'active'  # the manager's DeviceState.ACTIVE
 
 
 def parse_values(values: dict[str, str]) -> dict[str, Any]:
@@ -35,7 +42,8 @@ class Device:
     name: str
     manager: dict[str, Any] = field(default_factory=dict)
     manager_at: float | None = None
-    heartbeat: dict[str, Any] = field(default_factory=dict)
+    heartbeat: 'HeartbeatRecord | None' = None
+    heartbeat_message: str = ''
     heartbeat_at: float | None = None
 
 
@@ -65,12 +73,15 @@ class DeviceTable:
             values['level'] = LEVELS.get(status.get('level', 0), 'stale')
             device.manager, device.manager_at = values, now
 
-    def from_heartbeat(self, name: str, status: dict[str, Any], now: float) -> None:
+    def from_heartbeat(self, name: str, record: 'HeartbeatRecord', message: str,
+                       now: float) -> None:
         device = self._device(name)
-        values = parse_values(status.get('values', {}))
-        values['level'] = LEVELS.get(status.get('level', 0), 'stale')
-        values['message'] = status.get('message', '')
-        device.heartbeat, device.heartbeat_at = values, now
+        device.heartbeat, device.heartbeat_message, device.heartbeat_at = record, message, now
+
+    def heartbeat_timeout(self, device: Device) -> float:
+        """Return the manager's threshold for this device if it published one, else ours."""
+        published = device.manager.get('heartbeat_timeout_ms')
+        return published / 1000.0 if isinstance(published, float) else self.heartbeat_timeout_s
 
     def manager_alive(self, now: float) -> bool:
         return self.manager_seen_at is not None and \
@@ -82,31 +93,39 @@ class DeviceTable:
     def record(self, name: str, now: float) -> dict[str, Any]:
         """Return what /status shows for one device."""
         device = self.devices[name]
-        up = device.heartbeat_at is not None and \
-            now - device.heartbeat_at < self.heartbeat_timeout_s
+        beat = device.heartbeat
+        fresh = device.heartbeat_at is not None and \
+            now - device.heartbeat_at < self.heartbeat_timeout(device)
         heartbeat_age_ms = None if device.heartbeat_at is None else \
             round((now - device.heartbeat_at) * 1000.0, 1)
-        beat = device.heartbeat
         manager_fresh = device.manager_at is not None and self.manager_alive(now)
+        managed = device.manager if manager_fresh else {}
         if manager_fresh:
             state = device.manager.get('state', 'unknown')
-        elif device.heartbeat_at is None:
-            state = 'unknown'
+            up = state == ACTIVE
         else:
-            state = 'active' if up else 'down'
-        managed = device.manager if manager_fresh else {}
+            state = 'unknown' if beat is None else (ACTIVE if fresh else 'down')
+            up = fresh
+        # Figures: the worker's own heartbeat while it is fresh (10 Hz), else the manager's.
+        if fresh:
+            rate_hz, samples, dropped, pid = beat.rate_hz, beat.samples, beat.dropped, beat.pid
+        else:
+            rate_hz = managed.get('rate_hz', 0.0) if up else 0.0
+            samples = managed.get('samples', beat.samples if beat else None)
+            dropped = managed.get('dropped', beat.dropped if beat else None)
+            pid = managed.get('pid')
         return {
             'name': name,
             'state': state,
             'up': up,
             'source': 'manager' if manager_fresh else ('heartbeat' if beat else 'none'),
-            'level': managed.get('level', beat.get('level', 'stale') if up else 'stale'),
+            'level': managed.get('level', LEVELS.get(beat.level, 'stale') if fresh else 'stale'),
             'heartbeat_age_ms': heartbeat_age_ms,
-            'rate_hz': beat.get('rate_hz', 0.0) if up else 0.0,
-            'samples': beat.get('samples', managed.get('samples')),
-            'dropped': beat.get('dropped', managed.get('dropped')),
-            'pid': beat.get('pid', managed.get('pid')) if up else managed.get('pid'),
-            'message': beat.get('message', '') if up else '',
+            'rate_hz': rate_hz,
+            'samples': samples,
+            'dropped': dropped,
+            'pid': pid,
+            'message': device.heartbeat_message if fresh else '',
             'restarts': managed.get('restarts', 0),
             'failures': managed.get('failures', 0),
             'degraded': bool(managed.get('degraded', False)) or state == 'degraded',

@@ -15,7 +15,7 @@ import itertools
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.devices import LEVELS, DeviceTable, parse_values
@@ -23,6 +23,9 @@ from sensor_workers.bridge.metrics import BridgeMetrics
 from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
 from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.bridge.wrench import Batch, Sample, WrenchBatcher
+
+if TYPE_CHECKING:  # heartbeat.py imports rclpy; the hub runs without it in tests
+    from sensor_workers.heartbeat import HeartbeatRecord
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,8 @@ class Hub:
     def push_device_states(self, statuses: list[dict[str, Any]]) -> None:
         self._call_soon(self._on_device_states, statuses)
 
-    def push_heartbeat(self, name: str, status: dict[str, Any]) -> None:
-        self._call_soon(self.devices.from_heartbeat, name, status, time.monotonic())
+    def push_heartbeat(self, name: str, record: 'HeartbeatRecord', message: str) -> None:
+        self._call_soon(self.devices.from_heartbeat, name, record, message, time.monotonic())
 
     def push_worker_event(self, status: dict[str, Any]) -> None:
         self._call_soon(self._on_worker_event, status)

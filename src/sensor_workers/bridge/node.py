@@ -37,6 +37,7 @@ from sensor_workers.bridge.control import ServiceTimeout, ServiceUnavailable
 from sensor_workers.bridge.hub import Hub
 from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
+from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
 from sensor_workers.paths import use_fastdds_profile
@@ -114,8 +115,9 @@ class BridgeNode(Node):
                                          read_only=True, float_range=(0.1, 60.0)),
             'heartbeat_timeout_ms': declare(
                 self, 'heartbeat_timeout_ms', defaults.heartbeat_timeout_ms,
-                'A device whose heartbeat is older than this is shown as down.',
-                read_only=True, int_range=(50, 60000)),
+                'Without a manager (until one published its own threshold): a device whose '
+                'heartbeat is older than this is shown as down.',
+                read_only=True, int_range=(20, 60000)),
             'devices': declare(self, 'devices', list(defaults.devices),
                                'Devices watched (heartbeats) and controllable over HTTP.',
                                read_only=True),
@@ -152,10 +154,18 @@ class BridgeNode(Node):
         for device in s.devices:
             self.create_subscription(
                 DiagnosticStatus, f'/{device}/heartbeat',
-                lambda msg, name=device: hub.push_heartbeat(name, _plain(msg)), qos.HEARTBEAT)
+                lambda msg, name=device: self._on_heartbeat(name, msg), qos.HEARTBEAT)
             # Clients exist from the start: adding entities to a spinning node is avoided.
             for srv_type, name in self._device_services(device):
                 self._service_clients[name] = self.create_client(srv_type, name)
+
+    def _on_heartbeat(self, device: str, status: DiagnosticStatus) -> None:
+        try:
+            record = HeartbeatRecord.from_status(status)
+        except ValueError as error:
+            self.get_logger().warning(f'/{device}/heartbeat: {error}', throttle_duration_sec=10.0)
+            return
+        self.hub.push_heartbeat(device, record, status.message)
 
     def _device_services(self, device: str) -> Iterable[tuple[type, str]]:
         yield SetParameters, f'/{device}/set_parameters'

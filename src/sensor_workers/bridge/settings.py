@@ -23,7 +23,7 @@ class BridgeSettings(BaseModel):
     max_ws_message_bytes: int = Field(4096, ge=64)
     send_buffer_bytes: int = Field(0, ge=0)
     service_timeout_s: float = Field(3.0, gt=0)
-    heartbeat_timeout_ms: int = Field(500, ge=50)
+    heartbeat_timeout_ms: int = Field(300, ge=20)  # the manager's default
     manager_timeout_ms: int = Field(2000, ge=100)
     devices: tuple[str, ...] = ('camera', 'ft')
     image_topic: str = '/camera/image_raw'

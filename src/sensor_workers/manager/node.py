@@ -709,6 +709,8 @@ class ManagerNode(LifecycleNode):
             'restarts': policy.restarts,
             'failures': policy.failures,
             'heartbeat_age_ms': age,
+            # The threshold of this verdict: the bridge judges with it when no manager runs.
+            'heartbeat_timeout_ms': self.get_parameter('heartbeat_timeout_ms').value,
             'pid': device.pid,
             'rate_hz': record.rate_hz if record else 0.0,
             'samples': record.samples if record else 0,

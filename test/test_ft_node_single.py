@@ -63,12 +63,14 @@ def test_bota_driver_backend_streams_800hz(procs, fast_probe, tmp_path):
     probe.bring_up('/ft', timeout=20)
     wait_until(lambda: wrench.count() > 100, 10, 'first samples')
     wrench.clear()
-    time.sleep(2.0)
+    # 2 s of the sensor's stream, counted by its own counter: a wall-clock window at the probe
+    # measured the probe's lag instead (1113 of 1600 under a CPU hog).
+    wait_until(lambda: wrench.count() >= 1600, 15, '2 s of samples')
     messages = wrench.snapshot()[0]
     seen = counters(messages)
     # Under load the official driver may skip frames itself ("reading function called too
     # slow"): allow a few, but no duplicates, no reordering, and exact values.
-    assert len(seen) >= 1200  # 2 s at 800 Hz, minus what the probe has not processed yet
+    assert len(seen) >= 1600
     assert all(b > a for a, b in zip(seen, seen[1:], strict=False))
     assert seen[-1] - seen[0] + 1 - len(seen) <= 0.02 * len(seen)
     for counter, msg in zip(seen, messages, strict=True):

@@ -102,6 +102,17 @@ def _assert_delivers_the_source(stack: Stack, stream: Stream) -> None:
     assert stream.dropped == 0
 
 
+def _assert_kept_pace(stream: Stream, seconds: float) -> None:
+    """Check that a client's samples span 90% of its window in the source's time.
+
+    A client slowed by the stalled one falls behind the source. Counted by source stamps, not
+    samples per arrival window: under load one client's window began with a backlog that it
+    then drained (4515 against 3851 samples in 4 s, neither of them slowed).
+    """
+    span_s = (stream.stamps[-1] - stream.stamps[0]) / 1e9
+    assert span_s >= 0.9 * seconds, f'{span_s:.2f} s of the source in a {seconds} s window'
+
+
 def _assert_all_frames(stack: Stack, stream: Stream, share: float = 0.8) -> None:
     """Check the client got `share` of the frames a direct subscriber got in its stamp range."""
     stamps = [h['stamp_ns'] for h in stream.headers]
@@ -150,7 +161,7 @@ def test_a_stalled_client_slows_nobody(stack):
     streams, status = asyncio.run(run())
     for stream in streams[:2]:
         _assert_delivers_the_source(stack, stream)
-    assert streams[0].samples == pytest.approx(streams[1].samples, rel=0.05)
+        _assert_kept_pace(stream, seconds)
     if 'camera' in DEVICES:
         _assert_all_frames(stack, streams[2])
     stuck = status['clients']  # the others have left already

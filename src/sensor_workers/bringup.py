@@ -155,8 +155,11 @@ def _simulated_sensor_then(sensor: SimulatedSensor, manager: Node) -> list:
     The simulator is not the workers' child: like a real sensor it outlives every F/T worker
     (ft/simulated_sensor.py). Its run directory goes when the launch shuts down.
     """
+    # Without its sensor the cell is not a cell: a simulator that fails to start (the manager
+    # would then never start) or dies ends the launch, as the manager's exit does.
     process = ExecuteProcess(cmd=sensor.command(), name='bota_sim', output='screen',
-                             sigterm_timeout=SIGTERM_TIMEOUT_S)
+                             sigterm_timeout=SIGTERM_TIMEOUT_S,
+                             on_exit=Shutdown(reason='the simulated F/T sensor exited'))
     started: list[bool] = []
 
     def on_output(event) -> list:

@@ -69,4 +69,12 @@ def use_fastdds_profile() -> FastDdsProfile:
     """
     os.environ.update(fastdds_profile_environment(os.environ))
     path = os.environ[FASTDDS_PROFILE_VARIABLES[0]]
-    return FastDdsProfile(path, shipped=path == str(fastdds_profile()))
+    return FastDdsProfile(path, shipped=_same_file(path, fastdds_profile()))
+
+
+def _same_file(path: str, shipped: Path) -> bool:
+    # The launch files name the installed copy (or a symlink to it); a source tree, ours.
+    try:
+        return os.path.samefile(path, shipped)
+    except OSError:  # the user's file does not exist: Fast DDS will say so
+        return False

@@ -1,6 +1,7 @@
 """The `ft` worker, one node per test: 1 kHz, failures, the bota_driver backend, autostart."""
 
 from collections.abc import Iterator
+from pathlib import Path
 import signal
 import time
 
@@ -87,3 +88,18 @@ def test_autostart_with_the_builtin_simulator(procs, probe):
     node.signal(signal.SIGTERM)
     assert node.popen.wait(10) == 0
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_killed_worker_leaves_neither_its_simulator_nor_its_directory(procs):
+    node = procs.start_python('ft_node', 'sensor_workers.ft.node', '--ros-args',
+                              '-p', 'port:=sim', '-p', 'autostart:=true')
+    match = node.wait_for_output(r'simulated sensor pid (\d+) on (\S+)/ft_port', timeout=30)
+    sim_pid, run_dir = int(match.group(1)), Path(match.group(2))
+    assert run_dir.is_dir()
+    node.signal(signal.SIGKILL)
+    node.popen.wait(5)
+    # The simulator dies with its worker (SIGTERM from its parent-death tie) and takes the
+    # worker's run directory with it: 20 kills must not leave 20 /tmp/ft_sim_* behind.
+    wait_until(lambda: not psutil.pid_exists(sim_pid) or
+               psutil.Process(sim_pid).status() == psutil.STATUS_ZOMBIE, 5, 'simulator gone')
+    wait_until(lambda: not run_dir.exists(), 5, f'{run_dir} removed')

@@ -226,7 +226,7 @@ class FtNode(WorkerNode):
     def _start_sim(self) -> str:
         """Start `bota_sim` as a child process and return its stable port link."""
         self._sim_dir = Path(tempfile.mkdtemp(prefix='ft_sim_'))
-        sensor = SimulatedSensor(self._sim_dir, self.sinc_length)
+        sensor = SimulatedSensor(self._sim_dir, self.sinc_length, removes_run_dir=True)
         try:
             self._sim = sensor.start({**os.environ, **child_environment(),
                                       'PYTHONUNBUFFERED': '1'})

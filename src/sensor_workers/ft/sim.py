@@ -35,6 +35,7 @@ from pathlib import Path
 import queue
 import random
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -499,6 +500,9 @@ def main(argv: list[str] | None = None) -> None:
                         help='fault command to inject, e.g. "badcrc 2"; repeatable')
     parser.add_argument('--fault-delay', type=float, default=1.0,
                         help='seconds after start at which --fault commands are injected')
+    parser.add_argument('--remove-dir', type=Path,
+                        help='directory to remove on exit: the run directory of the worker '
+                             'that started us, which a kill -9 gives no chance to clean up')
     args = parser.parse_args(argv)
     for fault in args.fault:
         try:
@@ -524,7 +528,11 @@ def main(argv: list[str] | None = None) -> None:
             for fault in args.fault:
                 sim.inject(fault)
         threading.Thread(target=inject_later, daemon=True).start()
-    sim.run()
+    try:
+        sim.run()
+    finally:
+        if args.remove_dir is not None:
+            shutil.rmtree(args.remove_dir, ignore_errors=True)
     sys.exit(0)
 
 

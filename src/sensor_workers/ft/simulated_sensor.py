@@ -29,6 +29,9 @@ class SimulatedSensor:
 
     run_dir: Path
     sinc_length: int = DEFAULT_SINC_LENGTH
+    # The simulator removes `run_dir` when it stops: for a worker's own simulator, whose worker
+    # may be SIGKILLed (the simulator then gets SIGTERM from its parent-death tie).
+    removes_run_dir: bool = False
 
     @property
     def link(self) -> Path:
@@ -43,8 +46,9 @@ class SimulatedSensor:
         return self.run_dir / 'bota_sim.log'
 
     def command(self) -> list[str]:
-        return [sys.executable, '-m', SIM_MODULE, '--sinc', str(self.sinc_length),
-                '--link', str(self.link), '--control', str(self.control)]
+        command = [sys.executable, '-m', SIM_MODULE, '--sinc', str(self.sinc_length),
+                   '--link', str(self.link), '--control', str(self.control)]
+        return command + ['--remove-dir', str(self.run_dir)] if self.removes_run_dir else command
 
     def start(self, env: Mapping[str, str], **popen_options) -> subprocess.Popen:
         """Start the simulator and return once its link exists; raise RuntimeError otherwise."""

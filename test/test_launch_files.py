@@ -51,12 +51,8 @@ def _text(context, value) -> str:
     return perform_substitutions(context, normalize_to_list_of_substitutions(value))
 
 
-def _nodes(description, **arguments) -> dict[str, ExecuteProcess]:
-    """Evaluate the description's arguments and return what it starts, by executable name.
-
-    Included: what starts on another process's output (the manager once bota_sim printed its
-    link), after feeding that output to the handler.
-    """
+def _evaluate(description, **arguments) -> tuple[launch.LaunchContext, list]:
+    """Set the description's arguments and return the context and what its function returns."""
     context = launch.LaunchContext()
     for entity in description.entities:
         if isinstance(entity, DeclareLaunchArgument):
@@ -64,7 +60,16 @@ def _nodes(description, **arguments) -> dict[str, ExecuteProcess]:
                 entity.name, perform_substitutions(context, entity.default_value))
     opaque = [e for e in description.entities if isinstance(e, OpaqueFunction)]
     assert len(opaque) == 1
-    actions = opaque[0].execute(context)
+    return context, opaque[0].execute(context)
+
+
+def _nodes(description, **arguments) -> dict[str, ExecuteProcess]:
+    """Evaluate the description's arguments and return what it starts, by executable name.
+
+    Included: what starts on another process's output (the manager once bota_sim printed its
+    link), after feeding that output to the handler.
+    """
+    context, actions = _evaluate(description, **arguments)
     processes = [a for a in actions if isinstance(a, ExecuteProcess)
                  and (a.condition is None or a.condition.evaluate(context))]
     handlers = [a.event_handler for a in actions if isinstance(a, RegisterEventHandler)]
@@ -140,14 +145,7 @@ def test_default_nodes_and_switches():
 
 
 def test_the_manager_starts_only_once_the_simulated_sensor_is_there():
-    context = launch.LaunchContext()
-    description = _load('sim.launch.py')
-    for entity in description.entities:
-        if isinstance(entity, DeclareLaunchArgument):
-            context.launch_configurations[entity.name] = perform_substitutions(
-                context, entity.default_value)
-    opaque = [e for e in description.entities if isinstance(e, OpaqueFunction)][0]
-    actions = opaque.execute(context)
+    context, actions = _evaluate(_load('sim.launch.py'))
     assert not [a for a in actions if isinstance(a, Node) and 'manager' in
                 _text(context, a.node_executable)]
     handlers = [a.event_handler for a in actions if isinstance(a, RegisterEventHandler)]

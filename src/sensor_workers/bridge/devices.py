@@ -10,13 +10,14 @@ Pure logic; times are passed in (monotonic seconds).
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sensor_workers.manager.states import DeviceState
+
 if TYPE_CHECKING:  # heartbeat.py imports rclpy
     from sensor_workers.heartbeat import HeartbeatRecord
 
 LEVELS = {0: 'ok', 1: 'warn', 2: 'error', 3: 'stale'}
-_INT_KEYS = ('restarts', 'failures', 'pid', 'samples', 'dropped', 'seq', 'exit_code')
+_INT_KEYS = ('restarts', 'failures', 'pid', 'samples', 'dropped', 'exit_code')
 _FLOAT_KEYS = ('rate_hz', 'heartbeat_age_ms', 'backoff_ms', 'heartbeat_timeout_ms')
-ACTIVE = 'active'  # the manager's DeviceState.ACTIVE
 
 
 def parse_values(values: dict[str, str]) -> dict[str, Any]:
@@ -102,9 +103,9 @@ class DeviceTable:
         managed = device.manager if manager_fresh else {}
         if manager_fresh:
             state = device.manager.get('state', 'unknown')
-            up = state == ACTIVE
+            up = state == DeviceState.ACTIVE
         else:
-            state = 'unknown' if beat is None else (ACTIVE if fresh else 'down')
+            state = 'unknown' if beat is None else (DeviceState.ACTIVE.value if fresh else 'down')
             up = fresh
         # Figures: the worker's own heartbeat while it is fresh (10 Hz), else the manager's.
         if fresh:

@@ -102,3 +102,35 @@ def test_child_dies_with_its_parent(procs):
     while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
         time.sleep(0.02)
     assert child_pid not in [p.pid for p in live_descendants()]
+
+
+def test_child_whose_parent_died_before_the_tie_ends_itself(procs):
+    # The PID of a process that is gone (reaped): the tie's parent died before the prctl.
+    dead = procs.start('dead', [sys.executable, '-c', 'pass'])
+    dead.popen.wait(10)
+    child = procs.start('child', [sys.executable, '-c',
+                                  'import os, time; from sensor_workers import lifetime; '
+                                  f'os.environ[lifetime.PARENT_PID_ENV] = "{dead.pid}"; '
+                                  'lifetime.die_with_parent(); time.sleep(30)'])
+    assert child.popen.wait(10) == -signal.SIGTERM
+
+
+def test_a_wrapper_between_parent_and_child_keeps_the_tie(procs):
+    # `ros2 launch --launch-prefix ...` puts a wrapper between the launch process (which set the
+    # tie) and the node: the node keeps running, and dies with the wrapper.
+    child_code = ('from sensor_workers.lifetime import die_with_parent; import time; '
+                  'die_with_parent(); print("armed", flush=True); time.sleep(60)')
+    wrapper_code = ('import subprocess, sys, time\n'
+                    f'p = subprocess.Popen([sys.executable, "-c", {child_code!r}], '
+                    'stdout=subprocess.PIPE, text=True)\n'
+                    'p.stdout.readline(); print(p.pid, flush=True); time.sleep(60)\n')
+    # The harness sets the tie to pytest's PID; the wrapper passes it on without arming it.
+    wrapper = procs.start('wrapper', [sys.executable, '-c', wrapper_code])
+    child_pid = int(wrapper.wait_for_output(r'^(\d+)$', timeout=15).group(1))
+    time.sleep(0.5)
+    assert child_pid in [p.pid for p in live_descendants()], 'the child ended itself'
+    wrapper.signal(signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert child_pid not in [p.pid for p in live_descendants()]

@@ -5,7 +5,10 @@ ROS 2 workspace (`colcon test`) they run against the installed package.
 """
 
 import importlib.util
+import os
 from pathlib import Path
+import re
+import shutil
 
 import pytest
 
@@ -29,15 +32,34 @@ from launch.events.process import ProcessStdout  # noqa: E402
 from launch.substitutions import TextSubstitution  # noqa: E402
 from launch.utilities import normalize_to_list_of_substitutions  # noqa: E402
 from launch.utilities import perform_substitutions  # noqa: E402
-from launch.utilities.type_utils import perform_typed_substitution  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
 
 from sensor_workers import bringup  # noqa: E402
 from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES  # noqa: E402
 
 LAUNCH_DIR = Path(__file__).resolve().parents[1] / 'launch'
+OPTIONAL = {'static_tf': ('tf2_ros', 'static_transform_publisher'), 'rviz': ('rviz2', 'rviz2'),
+            'aggregator': ('diagnostic_aggregator', 'aggregator_node')}
 ARGUMENTS = {'config', 'bridge_host', 'bridge_port', 'bridge', 'log_level', 'static_tf', 'rviz',
              'aggregator'}
+
+
+@pytest.fixture(autouse=True)
+def optional_packages(tmp_path, monkeypatch) -> Path:
+    """Install stand-ins of the optional packages into a prefix of their own.
+
+    The launch files check that an executable exists before they start anything; what these
+    tests look at is the description, not rviz. A test removes a stand-in to see the check.
+    """
+    prefix = tmp_path / 'optional_prefix'
+    index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    for package, executable in OPTIONAL.values():
+        (index / package).touch()
+        (prefix / 'lib' / package).mkdir(parents=True)
+        (prefix / 'lib' / package / executable).touch(mode=0o755)
+    monkeypatch.setenv('AMENT_PREFIX_PATH', f'{os.environ["AMENT_PREFIX_PATH"]}:{prefix}')
+    return prefix
 
 
 def _load(name: str):
@@ -70,8 +92,7 @@ def _nodes(description, **arguments) -> dict[str, ExecuteProcess]:
     link), after feeding that output to the handler.
     """
     context, actions = _evaluate(description, **arguments)
-    processes = [a for a in actions if isinstance(a, ExecuteProcess)
-                 and (a.condition is None or a.condition.evaluate(context))]
+    processes = [a for a in actions if isinstance(a, ExecuteProcess)]
     handlers = [a.event_handler for a in actions if isinstance(a, RegisterEventHandler)]
     for handler in handlers:
         if isinstance(handler, OnShutdown):  # what the launch removes when it ends
@@ -136,12 +157,31 @@ def test_default_nodes_and_switches():
     nodes = _nodes(_load('sim.launch.py'))
     # config/sim.yaml's `ft.port: sim`: the simulated sensor runs as a device of its own.
     assert set(nodes) == {'sim', 'manager', 'bridge', 'static_transform_publisher'}
-    # The manager supervises the workers: launch must not respawn it on top. (No public
-    # accessor; ExecuteLocal keeps the flag as a normalized substitution.)
-    respawn = nodes['manager']._ExecuteLocal__respawn
-    assert not perform_typed_substitution(launch.LaunchContext(), respawn, bool)
     nodes = _nodes(_load('bringup.launch.py'), bridge='false', rviz='true', aggregator='true')
     assert set(nodes) == {'manager', 'rviz2', 'aggregator_node'}
+
+
+@pytest.mark.parametrize('switch', sorted(OPTIONAL))
+def test_a_missing_optional_package_starts_nothing_and_names_its_switch(optional_packages,
+                                                                         switch):
+    package, _ = OPTIONAL[switch]
+    (optional_packages / 'share' / 'ament_index' / 'resource_index' / 'packages' / package
+     ).unlink()
+    shutil.rmtree(optional_packages / 'lib' / package)
+    arguments = {name: 'true' for name in OPTIONAL}
+    # The function raises before it returns a single action: launch starts nothing.
+    with pytest.raises(RuntimeError, match=f"'{package}' not found.*{switch}:=false"):
+        _evaluate(_load('sim.launch.py'), **arguments)
+    assert _nodes(_load('sim.launch.py'), **{**arguments, switch: 'false'})
+
+
+def test_every_process_is_tied_to_the_launch_process():
+    # A failed or SIGTERMed launch takes the cell along (lifetime.py).
+    for name, process in _nodes(_load('sim.launch.py')).items():
+        if name in ('sim', 'manager', 'bridge'):
+            context = launch.LaunchContext()
+            env = {_text(context, k): _text(context, v) for k, v in process.additional_env}
+            assert env == {'SENSOR_WORKERS_PARENT_PID': str(os.getpid())}, name
 
 
 def test_the_manager_starts_only_once_the_simulated_sensor_is_there():
@@ -174,18 +214,19 @@ def test_missing_config_is_reported(tmp_path):
         _nodes(_load('sim.launch.py'), config=str(tmp_path / 'nowhere.yaml'))
 
 
-def test_log_level_reaches_manager_and_bridge():
+def test_log_level_sets_our_nodes_loggers_only():
     nodes = _nodes(_load('sim.launch.py'), log_level='debug')
     for name in ('manager', 'bridge'):
         context = launch.LaunchContext()
         # The plain-text parts of the command (name and parameters are added at execution).
         cmd = [_text(context, part) for part in nodes[name].cmd
                if all(isinstance(sub, TextSubstitution) for sub in part)]
-        assert cmd[cmd.index('--log-level') + 1] == 'debug', cmd
+        assert cmd[cmd.index('--log-level') + 1] == f'{name}:=debug', cmd
 
 
 def test_launch_configuration_names_match_arguments():
     # Every LaunchConfiguration read by the helper is declared (a typo would read '').
     source = Path(bringup.__file__).read_text()
-    used = {part.split("'")[1] for part in source.split('LaunchConfiguration(')[1:]}
+    used = set(re.findall(r"(?:LaunchConfiguration|switched_on)\('(\w+)'\)", source))
+    assert {'config', 'rviz', 'bridge'} <= used
     assert used <= ARGUMENTS

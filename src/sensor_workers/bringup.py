@@ -10,6 +10,8 @@ the user set one: the user's profile always wins (and our nodes load ours themse
 The manager spawns and supervises the workers itself (restarts with backoff, degraded marking),
 so no launch `respawn` is set on top of it: two supervisors would fight over the same device.
 When the manager exits, the launch shuts down (the bridge alone would only report stale data).
+Every process started here dies with the launch process, however it ends (lifetime.py), and
+nothing starts when an executable to be started is not installed (launch_requirements.py).
 """
 
 from pathlib import Path
@@ -26,14 +28,15 @@ from launch.actions import (
     SetEnvironmentVariable,
     Shutdown,
 )
-from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessIO, OnShutdown
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
+from sensor_workers import lifetime
 from sensor_workers.config_file import node_parameters
 from sensor_workers.ft import simulated_sensor
 from sensor_workers.ft.simulated_sensor import SimulatedSensor
+from sensor_workers.launch_requirements import Executable, check_installed
 from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES
 
 PACKAGE = 'sensor_workers'
@@ -84,7 +87,8 @@ def generate(config: str, *, static_tf: bool) -> LaunchDescription:
             description='Start the websocket bridge.'),
         DeclareLaunchArgument(
             'log_level', default_value='info', choices=LOG_LEVELS,
-            description='Log level of the manager and the bridge.'),
+            description='Log level of our nodes: the manager (which hands it to the workers '
+                        'it spawns) and the bridge; rcl and the middleware keep theirs.'),
         DeclareLaunchArgument(
             'static_tf', default_value=str(static_tf).lower(), choices=['true', 'false'],
             description='Publish an identity transform from the F/T frame to the camera frame '
@@ -110,10 +114,11 @@ def _nodes(context: LaunchContext) -> list:
     config = LaunchConfiguration('config').perform(context)
     if not Path(config).is_file():
         raise FileNotFoundError(f'config file not found: {config}')
-    ros_arguments = ['--log-level', LaunchConfiguration('log_level').perform(context)]
-    bridge_parameters = bridge_parameter_list(
-        config, LaunchConfiguration('bridge_host').perform(context),
-        LaunchConfiguration('bridge_port').perform(context))
+
+    def switched_on(name: str) -> bool:
+        return LaunchConfiguration(name).perform(context) == 'true'
+
+    level = LaunchConfiguration('log_level').perform(context)
     frames = frame_ids(Path(config))
     manager_parameters: dict = {'config_file': config}
     simulated = simulated_sensor.for_cell(
@@ -123,30 +128,44 @@ def _nodes(context: LaunchContext) -> list:
             node_parameters(Path(config), 'manager'))
     manager = Node(
         package=PACKAGE, executable='manager', name='manager', output='screen',
-        parameters=[config, manager_parameters], ros_arguments=ros_arguments,
-        sigterm_timeout=SIGTERM_TIMEOUT_S,
+        parameters=[config, manager_parameters], ros_arguments=_log_level('manager', level),
+        additional_env=lifetime.child_environment(), sigterm_timeout=SIGTERM_TIMEOUT_S,
         on_exit=Shutdown(reason='the manager exited'))
-    return [
-        *([manager] if simulated is None else _simulated_sensor_then(simulated, manager)),
-        Node(
+    extras: list[tuple[Executable, Node]] = []
+    if switched_on('bridge'):
+        extras.append((Executable(PACKAGE, 'bridge', 'bridge'), Node(
             package=PACKAGE, executable='bridge', name='bridge', output='screen',
-            parameters=bridge_parameters, ros_arguments=ros_arguments,
-            sigterm_timeout=SIGTERM_TIMEOUT_S,
-            condition=IfCondition(LaunchConfiguration('bridge'))),
-        Node(
+            parameters=bridge_parameter_list(
+                config, LaunchConfiguration('bridge_host').perform(context),
+                LaunchConfiguration('bridge_port').perform(context)),
+            ros_arguments=_log_level('bridge', level),
+            additional_env=lifetime.child_environment(), sigterm_timeout=SIGTERM_TIMEOUT_S)))
+    if switched_on('static_tf'):
+        extras.append((Executable('tf2_ros', 'static_transform_publisher', 'static_tf'), Node(
             package='tf2_ros', executable='static_transform_publisher',
             name='ft_to_camera_static_tf', output='log',
-            arguments=['--frame-id', frames['ft'], '--child-frame-id', frames['camera']],
-            condition=IfCondition(LaunchConfiguration('static_tf'))),
-        Node(
+            arguments=['--frame-id', frames['ft'], '--child-frame-id', frames['camera']])))
+    if switched_on('rviz'):
+        extras.append((Executable('rviz2', 'rviz2', 'rviz'), Node(
             package='rviz2', executable='rviz2', name='rviz2', output='log',
-            arguments=['-d', share_file('config', 'sensor_workers.rviz')],
-            condition=IfCondition(LaunchConfiguration('rviz'))),
-        Node(
+            arguments=['-d', share_file('config', 'sensor_workers.rviz')])))
+    if switched_on('aggregator'):
+        extras.append((Executable('diagnostic_aggregator', 'aggregator_node', 'aggregator'), Node(
             package='diagnostic_aggregator', executable='aggregator_node', name='analyzers',
-            output='log', parameters=[share_file('config', 'diagnostic_aggregator.yaml')],
-            condition=IfCondition(LaunchConfiguration('aggregator'))),
-    ]
+            output='log', parameters=[share_file('config', 'diagnostic_aggregator.yaml')])))
+    # Before anything starts: a missing package must not leave the cell running.
+    check_installed([Executable(PACKAGE, 'manager'), *(executable for executable, _ in extras)])
+    return [*([manager] if simulated is None else _simulated_sensor_then(simulated, manager)),
+            *(node for _, node in extras)]
+
+
+def _log_level(node: str, level: str) -> list[str]:
+    """Set the level of one node's logger, not rcl's or the middleware's.
+
+    A plain `--log-level debug` switched rcl to debug too: ~2300 lines/s of `Subscription
+    taking message` from the bridge.
+    """
+    return ['--log-level', f'{node}:={level}']
 
 
 def _simulated_sensor_then(sensor: SimulatedSensor, manager: Node) -> list:
@@ -158,6 +177,7 @@ def _simulated_sensor_then(sensor: SimulatedSensor, manager: Node) -> list:
     # Without its sensor the cell is not a cell: a simulator that fails to start (the manager
     # would then never start) or dies ends the launch, as the manager's exit does.
     process = ExecuteProcess(cmd=sensor.command(), name='bota_sim', output='screen',
+                             additional_env=lifetime.child_environment(),
                              sigterm_timeout=SIGTERM_TIMEOUT_S,
                              on_exit=Shutdown(reason='the simulated F/T sensor exited'))
     started: list[bool] = []

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+import psutil
 import pytest
 
 from sensor_workers import lifetime, paths
@@ -24,6 +25,12 @@ def test_command_and_environment():
     assert env['FASTDDS_DEFAULT_PROFILES_FILE'] == str(paths.fastdds_profile())
     assert env[lifetime.PARENT_PID_ENV] == str(os.getpid())
     assert env.get('LD_LIBRARY_PATH') == os.environ.get('LD_LIBRARY_PATH')
+
+
+def test_the_log_level_goes_to_the_worker_logger_only():
+    spec = WorkerSpec('camera', 'sensor_workers.camera.node', log_level='debug')
+    assert spec.command()[-2:] == ['--log-level', 'camera:=debug']
+    assert '--log-level' not in WorkerSpec('camera', 'sensor_workers.camera.node').command()
 
 
 def test_parse_env():
@@ -99,3 +106,15 @@ def test_sigterm_ignored_escalates_and_stopped_process_killed_at_once(spawner):
     assert done.wait(5)
     assert time.monotonic() - started < 1.0
     assert exits[0][1] == -signal.SIGKILL
+
+
+@pytest.mark.integration
+def test_the_managers_log_level_reaches_its_workers_and_not_rcl(procs):
+    manager = procs.start_python('manager', 'sensor_workers.manager.node', '--ros-args',
+                                 '-p', 'devices:=[ft]', '--log-level', 'manager:=debug')
+    started = manager.wait_for_output(r'\[manager\]: ft: started pid (\d+)', timeout=60)
+    worker = psutil.Process(int(started.group(1)))
+    assert worker.cmdline()[-2:] == ['--log-level', 'ft:=debug']
+    manager.wait_for_output(r'\[manager\]: ft: active', timeout=60)
+    manager.wait_for_output(r'\[DEBUG\] .*\[manager\]', timeout=30)
+    assert '[rcl]' not in manager.output()

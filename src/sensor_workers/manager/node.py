@@ -27,6 +27,7 @@ import rclpy
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.logging import LoggingSeverity
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from std_srvs.srv import Trigger
@@ -275,6 +276,8 @@ class ManagerNode(LifecycleNode):
             cpu_affinity=tuple(value('cpu_affinity') or ()),
             nice=value('nice'),
             rt_priority=value('rt_priority'),
+            # The level `--log-level manager:=<level>` gave the manager reaches its workers.
+            log_level=LoggingSeverity(self.get_logger().get_effective_level()).name.lower(),
         )
 
     def _policy_config(self) -> PolicyConfig:

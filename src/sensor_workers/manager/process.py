@@ -53,6 +53,9 @@ class WorkerSpec:
     nice: int = 0
     # SCHED_FIFO priority 1-99 (0: normal scheduling; takes precedence over `nice`).
     rt_priority: int = 0
+    # The worker node's log level (`--log-level <name>:=<level>`: its logger, not rcl's or
+    # the middleware's); None: the worker's default.
+    log_level: str | None = None
 
     def command(self, standby: bool = False) -> list[str]:
         """Return the worker's command line; `standby`: a warm standby of it (standby.py)."""
@@ -62,6 +65,8 @@ class WorkerSpec:
             cmd += ['--params-file', str(self.params_file)]
         for key, value in self.parameters.items():
             cmd += ['-p', f'{key}:={value}']
+        if self.log_level is not None:
+            cmd += ['--log-level', f'{self.name}:={self.log_level}']
         return cmd
 
     def environment(self) -> dict[str, str]:

@@ -29,6 +29,7 @@ import threading
 import time
 
 from sensor_workers import lifetime, paths
+from sensor_workers.shm_segments import remove_dead_segments
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +241,10 @@ class WorkerProcess:
         code = self.popen.wait()
         if self._kill_timer is not None:
             self._kill_timer.cancel()
+        if code != 0:  # a clean exit removes its own shared memory; a killed worker cannot
+            removed = remove_dead_segments()
+            if removed:
+                log.info('removed %d shared-memory segments of dead processes', len(removed))
         self._on_exit(self, code)
 
 

@@ -1,0 +1,84 @@
+"""Killed workers leave nothing behind: no simulator directory, no shared-memory segment.
+
+A SIGKILLed process cannot clean up after itself. Its F/T simulator (a child tied to it)
+removes the worker's run directory when it gets its parent-death signal; the manager removes
+the dead process's Fast DDS segments when it reaps it (shm_segments.py).
+"""
+
+import fcntl
+import os
+from pathlib import Path
+import signal
+import tempfile
+import time
+
+from manager_helpers import Watch, available_devices, start_manager, write_config
+import psutil
+import pytest
+
+from sensor_workers.shm_segments import SHM_DIR
+from sensor_workers.testing.ros_probe import RosProbe
+from sensor_workers.testing.waiting import wait_until
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(set(available_devices()) != {'camera', 'ft'}, reason='needs both workers'),
+]
+
+KILLS = 20
+
+
+def unheld_segments(since: float) -> list[Path]:
+    """Segment lock files made since `since` that no live process holds."""
+    unheld = []
+    for lock in SHM_DIR.glob('fastrtps_*_el'):
+        if lock.name.startswith('fastrtps_port'):
+            continue
+        try:
+            if lock.stat().st_mtime < since:
+                continue
+            with lock.open('rb') as file:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # held: its owner lives
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        unheld.append(lock)
+    return unheld
+
+
+def live_sim_dirs() -> set[str]:
+    """Return the run directories live simulators were told to remove."""
+    dirs = set()
+    for process in psutil.process_iter(['cmdline']):
+        cmdline = process.info['cmdline'] or []
+        if '--remove-dir' in cmdline:
+            dirs.add(cmdline[cmdline.index('--remove-dir') + 1])
+    return dirs
+
+
+def test_twenty_kills_leave_no_directory_and_no_segment(procs, tmp_path):
+    started = time.time()
+    sim_dirs = Path(tempfile.gettempdir())
+    config = write_config(tmp_path, {
+        'devices': ['camera', 'ft'], 'start_timeout_ms': 60000,
+        'restart_backoff_reset_s': 1.0, 'degraded_after_failures': 100})
+    probe = RosProbe('leftovers_probe', threads=1)
+    try:
+        watch = Watch.attach(probe)
+        manager = start_manager(procs, config)
+        watch.wait_active(['camera', 'ft'], timeout=120)
+        for kill in range(KILLS):
+            device = ('ft', 'camera')[kill % 2]
+            pid = int(watch.state(device)['pid'])
+            os.kill(pid, signal.SIGKILL)
+            watch.wait_active([device], timeout=60, not_pid=pid)
+            time.sleep(1.2)  # the replacement's segment is older than the cleanup's guard
+        wait_until(lambda: not unheld_segments(started), 10,
+                   'segments of killed workers removed')
+        left = [d for d in sim_dirs.glob('ft_sim_*')
+                if d.stat().st_mtime >= started and str(d) not in live_sim_dirs()]
+        assert not left, f'simulator directories of killed workers: {left}'
+        assert 'removed' in manager.output()
+    finally:
+        probe.close()

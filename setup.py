@@ -1,10 +1,38 @@
 """ament_python package setup; builds with colcon and installs with pip."""
 
 from glob import glob
+from pathlib import Path
+import sys
 
 from setuptools import find_packages, setup
 
 package_name = 'sensor_workers'
+CONSOLE_SCRIPTS = {
+    'camera_node': 'sensor_workers.camera.node:main',
+    'ft_node': 'sensor_workers.ft.node:main',
+    'manager': 'sensor_workers.manager.node:main',
+    'bridge': 'sensor_workers.bridge.node:main',
+    'bota_sim': 'sensor_workers.ft.sim:main',
+    'sensor-workers': 'sensor_workers.cli:main',
+}
+# `ros2 run` and launch_ros's Node(package=...) look for executables in <prefix>/lib/<package>/.
+# colcon puts the console scripts there (setup.cfg); a wheel (pip install) puts them in bin/
+# only, so a wheel also installs a shim per executable there that runs the one in bin/.
+LIB_SHIM = ('#!/bin/sh\n# sensor_workers: runs the executable of this name in <prefix>/bin\n'
+            'exec "$(dirname "$0")/../../bin/$(basename "$0")" "$@"\n')
+
+
+def lib_shims() -> list[tuple[str, list[str]]]:
+    """Write the lib/ shims when building a wheel (regular or editable); none under colcon."""
+    if not {'bdist_wheel', 'editable_wheel'} & set(sys.argv):
+        return []
+    directory = Path('build', 'lib_shims')
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in CONSOLE_SCRIPTS:
+        (directory / name).write_text(LIB_SHIM)
+        (directory / name).chmod(0o755)
+    return [('lib/' + package_name, [str(directory / name) for name in CONSOLE_SCRIPTS])]
+
 
 setup(
     name=package_name,
@@ -18,6 +46,7 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')
          + glob('config/*.rviz')),
+        *lib_shims(),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -28,13 +57,6 @@ setup(
     license='Apache-2.0',
     extras_require={'test': ['pytest']},
     entry_points={
-        'console_scripts': [
-            'camera_node = sensor_workers.camera.node:main',
-            'ft_node = sensor_workers.ft.node:main',
-            'manager = sensor_workers.manager.node:main',
-            'bridge = sensor_workers.bridge.node:main',
-            'bota_sim = sensor_workers.ft.sim:main',
-            'sensor-workers = sensor_workers.cli:main',
-        ],
+        'console_scripts': [f'{name} = {target}' for name, target in CONSOLE_SCRIPTS.items()],
     },
 )

@@ -29,7 +29,12 @@ PUBLISHER = textwrap.dedent(f"""
     rclpy.init()
     node = rclpy.create_node('burst_publisher')
     publisher = node.create_publisher(WrenchStamped, '/burst', qos_profile_sensor_data)
+    deadline = time.monotonic() + 20
     while publisher.get_subscription_count() == 0:
+        if time.monotonic() > deadline:  # say what the graph shows instead
+            print('not matched; nodes:', node.get_node_names(), 'subscribers of /burst:',
+                  node.count_subscribers('/burst'), flush=True)
+            deadline += 20
         time.sleep(0.05)
     time.sleep(1.0)  # the subscriber's side of the match settles too
     loop = LoopPublisher('burst', capacity={BURST})

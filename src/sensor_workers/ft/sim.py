@@ -308,13 +308,20 @@ class BotaSimulator:
             if self._master >= 0 and self._master in readable:
                 self._read_commands()
 
-    def run(self) -> None:
-        """Serve in this thread until SIGINT/SIGTERM (the console script)."""
+    def stop_on_signals(self) -> None:
+        """Make SIGINT/SIGTERM end `run()`, also when they come before it (the console script).
+
+        Installed before `open()`: a SIGTERM between the link appearing and the serving loop
+        used to kill the simulator with the default action, leaving its link and run directory.
+        """
         def on_signal(signum, frame):
             self._stopping = True
             self._wake()
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+
+    def run(self) -> None:
+        """Serve in this thread until stopped (see `stop_on_signals`)."""
         try:
             self.serve()
         finally:
@@ -516,6 +523,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sim = BotaSimulator(args.sinc, args.link, args.control, args.boot_mode, args.start_counter,
                         announce=announce)
+    sim.stop_on_signals()
     port = sim.open()
     announce(f'port: {port}')
     if args.link:

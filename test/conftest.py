@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 import logging
+import os
 from pathlib import Path
 import shutil
 import subprocess
@@ -89,3 +90,17 @@ def probe() -> Iterator['RosProbe']:  # noqa: F821 imported lazily: rclpy is slo
 
     with RosProbe() as ros_probe:
         yield ros_probe
+
+
+@pytest.fixture(autouse=True)
+def _ros_environment_kept() -> Iterator[None]:
+    """Fail a test that leaves this run's ROS variables changed, and put them back.
+
+    Probes in this process read os.environ, the processes a test starts get ROS_ENV: a changed
+    ROS_DOMAIN_ID (param_table.main did it) split every later test into two domains that never
+    discover each other.
+    """
+    yield
+    changed = {k: os.environ.get(k) for k, v in ROS_ENV.items() if os.environ.get(k) != v}
+    os.environ.update(ROS_ENV)
+    assert not changed, f"the test changed the run's ROS environment: {changed}"

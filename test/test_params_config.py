@@ -1,5 +1,6 @@
 """The README's parameter table is the nodes' own, and the shipped config files fit the nodes."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def test_manager_declares_the_config_devices(tmp_path):
         assert not node.has_parameter('camera.nice')
 
 
-def test_cli_check(tmp_path, monkeypatch, generated):
+def test_cli_check(tmp_path, monkeypatch, generated, ros_env):
     monkeypatch.setattr(param_table, 'generated_section', lambda: generated)
     readme = tmp_path / 'README.md'
     readme.write_text(f'# x\n\n{param_table.BEGIN}\nold\n{param_table.END}\n')
@@ -84,3 +85,5 @@ def test_cli_check(tmp_path, monkeypatch, generated):
     good = tmp_path / 'good.yaml'
     good.write_text('ft:\n  ros__parameters:\n    sinc_length: 64\n')
     assert param_table.main(['--config', str(good)]) == 0
+    # Its private domain is its own: the caller's (this run's) is given back.
+    assert os.environ['ROS_DOMAIN_ID'] == ros_env['ROS_DOMAIN_ID']

@@ -318,8 +318,19 @@ def main(argv: list[str] | None = None) -> int:
                         help='check a parameter file instead (repeatable)')
     args = parser.parse_args(argv)
     # The nodes are only constructed, never spun; still keep their participants on this host,
-    # in a domain of their own.
+    # in a domain of their own, and give the caller its environment back (called in-process by
+    # the tests, a changed ROS_DOMAIN_ID put every later probe of the suite in another domain
+    # than the processes it watched).
+    saved = dict(os.environ)
     os.environ.update(isolated_ros_environment())
+    try:
+        return _run(args)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.config:
         problems = [p for config in args.config for p in check_config(config)]
         for problem in problems:

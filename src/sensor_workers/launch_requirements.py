@@ -7,7 +7,7 @@ to start and start nothing when one is missing. No launch import here (unit-test
 launch is not installed).
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,10 @@ class Executable:
     name: str
     switch: str | None = None  # None: the launch cannot do without it
 
-    def problem(self, find_prefix: Callable[[str], str] = get_package_prefix) -> str | None:
+    def problem(self) -> str | None:
         """Say what is missing, where launch_ros would look for it; None when it is there."""
         try:
-            prefix = find_prefix(self.package)
+            prefix = get_package_prefix(self.package)
         except PackageNotFoundError:
             missing = f"package '{self.package}' not found"
         else:
@@ -39,9 +39,8 @@ class Executable:
         return f'{missing}: install it, or launch with {self.switch}:=false'
 
 
-def check_installed(executables: Iterable[Executable],
-                    find_prefix: Callable[[str], str] = get_package_prefix) -> None:
+def check_installed(executables: Iterable[Executable]) -> None:
     """Raise one error naming every missing executable, before anything is started."""
-    problems = [p for e in executables if (p := e.problem(find_prefix)) is not None]
+    problems = [p for e in executables if (p := e.problem()) is not None]
     if problems:
         raise RuntimeError('not starting the cell: ' + '; '.join(problems))

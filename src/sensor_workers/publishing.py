@@ -22,9 +22,9 @@ was followed by 53 wrenches lost mid-burst at a busy subscriber. Those wrenches 
 the shared-memory transport that rmw_fastrtps adds for ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 (512 KB segment, 512-message port queues), which no profile can resize; the sender's
 "Buffer is being invalidated, segment_size may be insufficient" came with the loss. At 1 kHz a
-1 s backlog is gone after ~110 ms. (A fixed 100 us sleep before every message of a backlog
-instead lost the stream under load: a late wake-up of ~1 ms slowed the catch-up to the data
-rate itself.)
+1 s backlog is gone after ~110 ms. A bucket rather than a sleep before every message: a
+wake-up that comes 1 ms late would slow such a catch-up to the data rate itself, while the
+bucket keeps the tokens a late wake-up earned.
 """
 
 from collections import deque

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 import re
 import shutil
+import tempfile
 
 import pytest
 
@@ -169,9 +170,12 @@ def test_a_missing_optional_package_starts_nothing_and_names_its_switch(optional
      ).unlink()
     shutil.rmtree(optional_packages / 'lib' / package)
     arguments = {name: 'true' for name in OPTIONAL}
-    # The function raises before it returns a single action: launch starts nothing.
+    # The function raises before it returns a single action (or makes the simulator's run
+    # directory): launch starts nothing and leaves nothing.
+    run_dirs = set(Path(tempfile.gettempdir()).glob('sensor_workers_launch_*'))
     with pytest.raises(RuntimeError, match=f"'{package}' not found.*{switch}:=false"):
         _evaluate(_load('sim.launch.py'), **arguments)
+    assert set(Path(tempfile.gettempdir()).glob('sensor_workers_launch_*')) == run_dirs
     assert _nodes(_load('sim.launch.py'), **{**arguments, switch: 'false'})
 
 

@@ -17,9 +17,11 @@ def _config(tmp_path: Path, port: str, devices: str) -> Path:
 
 def test_the_shipped_sim_config_gets_one(tmp_path):
     sensor = for_cell(paths.config_file('sim.yaml'), lambda: tmp_path)
-    assert sensor == SimulatedSensor(tmp_path, sinc_length=51)
-    assert sensor.command()[-4:] == ['--link', str(tmp_path / 'ft_port'),
-                                     '--control', str(tmp_path / 'ft_control')]
+    # It removes its run directory itself: a SIGKILLed `up` or launch leaves none behind.
+    assert sensor == SimulatedSensor(tmp_path, sinc_length=51, removes_run_dir=True)
+    assert sensor.command()[-6:] == ['--link', str(tmp_path / 'ft_port'),
+                                     '--control', str(tmp_path / 'ft_control'),
+                                     '--remove-dir', str(tmp_path)]
 
 
 @pytest.mark.parametrize('port, devices', [

@@ -120,17 +120,6 @@ def _nodes(context: LaunchContext) -> list:
 
     level = LaunchConfiguration('log_level').perform(context)
     frames = frame_ids(Path(config))
-    manager_parameters: dict = {'config_file': config}
-    simulated = simulated_sensor.for_cell(
-        Path(config), lambda: Path(tempfile.mkdtemp(prefix='sensor_workers_launch_')))
-    if simulated is not None:
-        manager_parameters['ft.parameters'] = simulated.manager_ft_parameters(
-            node_parameters(Path(config), 'manager'))
-    manager = Node(
-        package=PACKAGE, executable='manager', name='manager', output='screen',
-        parameters=[config, manager_parameters], ros_arguments=_log_level('manager', level),
-        additional_env=lifetime.child_environment(), sigterm_timeout=SIGTERM_TIMEOUT_S,
-        on_exit=Shutdown(reason='the manager exited'))
     extras: list[tuple[Executable, Node]] = []
     if switched_on('bridge'):
         extras.append((Executable(PACKAGE, 'bridge', 'bridge'), Node(
@@ -153,8 +142,20 @@ def _nodes(context: LaunchContext) -> list:
         extras.append((Executable('diagnostic_aggregator', 'aggregator_node', 'aggregator'), Node(
             package='diagnostic_aggregator', executable='aggregator_node', name='analyzers',
             output='log', parameters=[share_file('config', 'diagnostic_aggregator.yaml')])))
-    # Before anything starts: a missing package must not leave the cell running.
+    # Before anything starts (or any run directory is made): a missing package must not leave
+    # the cell running.
     check_installed([Executable(PACKAGE, 'manager'), *(executable for executable, _ in extras)])
+    manager_parameters: dict = {'config_file': config}
+    simulated = simulated_sensor.for_cell(
+        Path(config), lambda: Path(tempfile.mkdtemp(prefix='sensor_workers_launch_')))
+    if simulated is not None:
+        manager_parameters['ft.parameters'] = simulated.manager_ft_parameters(
+            node_parameters(Path(config), 'manager'))
+    manager = Node(
+        package=PACKAGE, executable='manager', name='manager', output='screen',
+        parameters=[config, manager_parameters], ros_arguments=_log_level('manager', level),
+        additional_env=lifetime.child_environment(), sigterm_timeout=SIGTERM_TIMEOUT_S,
+        on_exit=Shutdown(reason='the manager exited'))
     return [*([manager] if simulated is None else _simulated_sensor_then(simulated, manager)),
             *(node for _, node in extras)]
 

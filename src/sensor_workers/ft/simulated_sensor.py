@@ -74,10 +74,13 @@ class SimulatedSensor:
 def for_cell(config: Path, make_run_dir: Callable[[], Path]) -> SimulatedSensor | None:
     """Return the simulator a manager-supervised cell needs, or None (no F/T, or a real port).
 
-    `make_run_dir` is called only when a simulator is needed.
+    `make_run_dir` is called only when a simulator is needed. The simulator removes that
+    directory when it exits, also when whoever started it was SIGKILLed (it then gets SIGTERM
+    through its parent-death tie): a killed `sensor-workers up` or `ros2 launch` leaves none.
     """
     manager = node_parameters(config, 'manager')
     ft = node_parameters(config, 'ft')
     if 'ft' not in manager.get('devices', DEFAULT_DEVICES) or ft.get('port') != SIM_PORT:
         return None
-    return SimulatedSensor(make_run_dir(), int(ft.get('sinc_length', DEFAULT_SINC_LENGTH)))
+    return SimulatedSensor(make_run_dir(), int(ft.get('sinc_length', DEFAULT_SINC_LENGTH)),
+                           removes_run_dir=True)

@@ -5,7 +5,6 @@ removes the worker's run directory when it gets its parent-death signal; the man
 the dead process's Fast DDS segments when it reaps it (shm_segments.py).
 """
 
-import fcntl
 import os
 from pathlib import Path
 import signal
@@ -16,7 +15,7 @@ from manager_helpers import Watch, available_devices, start_manager, write_confi
 import psutil
 import pytest
 
-from sensor_workers.shm_segments import SHM_DIR
+from sensor_workers.shm_segments import held, segment_locks
 from sensor_workers.testing.ros_probe import RosProbe
 from sensor_workers.testing.waiting import wait_until
 
@@ -29,21 +28,14 @@ KILLS = 20
 
 
 def unheld_segments(since: float) -> list[Path]:
-    """Segment lock files made since `since` that no live process holds."""
+    """Return the segment lock files made since `since` that no live process holds."""
     unheld = []
-    for lock in SHM_DIR.glob('fastrtps_*_el'):
-        if lock.name.startswith('fastrtps_port'):
-            continue
+    for lock in segment_locks():
         try:
-            if lock.stat().st_mtime < since:
-                continue
-            with lock.open('rb') as file:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # held: its owner lives
+            if lock.stat().st_mtime >= since and not held(lock):
+                unheld.append(lock)
         except FileNotFoundError:
             continue  # removed meanwhile
-        unheld.append(lock)
     return unheld
 
 

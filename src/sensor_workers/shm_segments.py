@@ -24,16 +24,20 @@ _MIN_AGE_S = 1.0
 log = logging.getLogger(__name__)
 
 
+def segment_locks(directory: Path = SHM_DIR) -> list[Path]:
+    """Return the `_el` lock files of the segments in `directory` (ports excluded)."""
+    try:
+        return [p for p in directory.iterdir() if _SEGMENT_LOCK.match(p.name)]
+    except OSError:
+        return []
+
+
 def remove_dead_segments(directory: Path = SHM_DIR) -> list[Path]:
     """Remove every segment whose owner is gone; return the segments removed."""
     removed = []
-    try:
-        locks = [p for p in directory.iterdir() if _SEGMENT_LOCK.match(p.name)]
-    except OSError:
-        return removed
-    for lock in locks:
+    for lock in segment_locks(directory):
         try:
-            if time.time() - lock.stat().st_mtime < _MIN_AGE_S or _held(lock):
+            if time.time() - lock.stat().st_mtime < _MIN_AGE_S or held(lock):
                 continue
             segment = lock.with_name(lock.name.removesuffix('_el'))
             segment.unlink(missing_ok=True)
@@ -45,7 +49,7 @@ def remove_dead_segments(directory: Path = SHM_DIR) -> list[Path]:
     return removed
 
 
-def _held(lock: Path) -> bool:
+def held(lock: Path) -> bool:
     """Tell whether a live process holds `lock` (taking it briefly when nobody does)."""
     with lock.open('rb') as file:
         try:

@@ -52,8 +52,12 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         unset: Collection[str] = (),
+        stdin: int = subprocess.DEVNULL,
     ) -> None:
-        """`env` is added to this process's environment; the variables in `unset` are removed."""
+        """`env` is added to this process's environment; the variables in `unset` are removed.
+
+        `stdin=subprocess.PIPE`: write to the process through `popen.stdin`.
+        """
         self.name = name
         self.log_path = log_dir / f'{name}.log'
         self._log_file = open(self.log_path, 'wb')  # noqa: SIM115 closed in stop()
@@ -66,7 +70,7 @@ class ManagedProcess:
         # SIGKILLed or OOM-killed (processes are started from pytest's main thread).
         full_env.update(lifetime.child_environment())
         self.popen = subprocess.Popen(
-            list(cmd), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            list(cmd), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=stdin,
             env=full_env, cwd=cwd)
         self.pid = self.popen.pid
 
@@ -123,6 +127,8 @@ class ManagedProcess:
                 child.kill()
             except psutil.NoSuchProcess:
                 pass
+        if self.popen.stdin is not None:
+            self.popen.stdin.close()
         self._log_file.close()
         return self.popen.returncode
 
@@ -137,19 +143,19 @@ class ProcessGroup:
 
     def start(
         self, name: str, cmd: Sequence[str], env: Mapping[str, str] | None = None,
-        unset: Collection[str] = (),
+        unset: Collection[str] = (), stdin: int = subprocess.DEVNULL,
     ) -> ManagedProcess:
         merged = {**self.env, **(env or {})}
-        process = ManagedProcess(name, cmd, self.log_dir, merged, unset=unset)
+        process = ManagedProcess(name, cmd, self.log_dir, merged, unset=unset, stdin=stdin)
         self.processes.append(process)
         return process
 
     def start_python(
         self, name: str, module: str, *args: str, env: Mapping[str, str] | None = None,
-        unset: Collection[str] = (),
+        unset: Collection[str] = (), stdin: int = subprocess.DEVNULL,
     ) -> ManagedProcess:
         """Start `python -m module args...` with this interpreter (a fresh process)."""
-        return self.start(name, [sys.executable, '-m', module, *args], env, unset)
+        return self.start(name, [sys.executable, '-m', module, *args], env, unset, stdin)
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both create or reuse .venv and install pinned
-# dependencies from PyPI (and Debian's chromium for the browser test).
+# dependencies from PyPI (and Debian's chromium and strace for two tests).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ export ROS_DOMAIN_ID ?= 42
 CONFIG ?= config/sim.yaml
 PYTEST_ARGS ?=
 
-.PHONY: all venv browser run test test-stress lint bench soak clean
+.PHONY: all venv browser tools run test test-stress lint bench soak clean
 
 all: test
 
@@ -30,14 +30,22 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo 'chromium missing: sudo apt-get install chromium (browser tests will skip)'; fi; }
 
+# strace for the test that an emulated camera sends nothing on the network.
+tools:
+	@command -v strace >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; } || \
+	    echo 'strace could not be installed (the network test will skip)'; \
+	  else echo 'strace missing: sudo apt-get install strace (the network test will skip)'; fi; }
+
 run: venv
 	$(BIN)/sensor-workers up --config $(CONFIG)
 
-test: venv browser
+test: venv browser tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The integration tests RUNS times, then once with a CPU hog on every core; failures with logs.
-test-stress: venv browser
+test-stress: venv browser tools
 	$(BIN)/python test/stress.py --runs $(or $(RUNS),3) $(PYTEST_ARGS)
 
 lint: venv

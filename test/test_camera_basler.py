@@ -1,6 +1,10 @@
 """The pypylon wrapper on its own, in this process, against pypylon's camera emulator (no ROS)."""
 
 from dataclasses import replace
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -100,3 +104,23 @@ def test_failed_buffers_and_removal(camera):
     assert not camera.removed
     frame = next_frame(camera)
     assert (frame.width, frame.height, frame.encoding) == (320, 240, 'mono16')
+
+
+OPEN_AN_EMULATED_CAMERA = """
+from sensor_workers.camera.basler import BaslerCamera
+camera = BaslerCamera(emulate=True)
+camera.open()
+camera.close()
+"""
+
+
+@pytest.mark.skipif(shutil.which('strace') is None, reason='needs strace')
+def test_opening_an_emulated_camera_sends_nothing_on_the_network(tmp_path):
+    # Enumerating every transport layer broadcasts a GigE Vision discovery packet (UDP 3956) on
+    # each interface; the emulator is looked up in its own transport layer only.
+    trace = tmp_path / 'network.strace'
+    subprocess.run(['strace', '-f', '-qq', '-e', 'trace=sendto,sendmsg,connect', '-o', str(trace),
+                    sys.executable, '-c', OPEN_AN_EMULATED_CAMERA],
+                   check=True, timeout=60, env={**os.environ, 'PYLON_CAMEMU': '1'})
+    internet = [line for line in trace.read_text().splitlines() if 'AF_INET' in line]
+    assert internet == []

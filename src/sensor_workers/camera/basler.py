@@ -20,6 +20,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EMULATION_ENV = 'PYLON_CAMEMU'
+# pylon's device class of its camera emulator. An emulated camera is looked up in that transport
+# layer only: enumerating all of them also broadcasts a GigE Vision discovery packet on every
+# network interface (UDP port 3956, seen with strace) and waits ~250 ms for answers.
+EMULATOR_DEVICE_CLASS = 'BaslerCamEmu'
 
 # pylon pixel format -> (sensor_msgs/image_encodings name, bytes per pixel). Mono10/12 and
 # Bayer 10/12 arrive unpacked in 16-bit words (value range 0..1023 / 0..4095).
@@ -115,6 +119,7 @@ class BaslerCamera:
                  buffers: int = 16) -> None:
         if emulate:
             use_emulator()
+        self.emulate = emulate
         self.requested_serial = serial_number
         self.serial = serial_number
         self.model = ''
@@ -142,7 +147,12 @@ class BaslerCamera:
         pylon, genicam = _pylon()
         self.close()
         factory = pylon.TlFactory.GetInstance()
-        devices = factory.EnumerateDevices()
+        if self.emulate:
+            emulator = pylon.DeviceInfo()
+            emulator.SetDeviceClass(EMULATOR_DEVICE_CLASS)
+            devices = factory.EnumerateDevices([emulator])
+        else:
+            devices = factory.EnumerateDevices()
         if not devices:
             raise CameraError('no camera found')
         wanted = self.serial

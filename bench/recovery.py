@@ -2,7 +2,9 @@
 
 Per device it prints, over the kills, p50/p99/max of
 - detection: kill -> the manager's `exited` event received on /safety/worker_events;
-- back: kill -> the first data message of the new process (stamped after the kill) received;
+- back: kill -> the first data message of the new process received (a new writer: its
+  publication sequence numbers start again; header stamps cannot tell, the F/T stamp mapper may
+  put a sample a few ms ahead of the host clock);
 and what each kill cost the *other* devices over the OBSERVE_S after it: their largest arrival
 gap and the samples they lost (by publication sequence number, at a subscriber deep enough to
 take a catch-up burst), and the failures the manager decided itself (`heartbeat_missed`,
@@ -110,13 +112,14 @@ class Bench:
     def kill_once(self, device: str) -> tuple[float, float, float, int, int]:
         """Kill `device`; return detection, back, the others' largest gap, lost, false failures."""
         wait_until(lambda: self.state(device).get('state') == 'active'
-                   and self.flowing(device, time.monotonic() - 0.3), 60, f'{device} running')
+                   and self.flowing(device, time.monotonic() - 0.3)
+                   and self.state(device).get('standby') in ('ready', 'off'), 60,
+                   f'{device} running (with its warm standby ready, if on)')
         pid = int(self.state(device)['pid'])
         self.data[device].clear()
         others = [self.streams[d] for d in self.devices if d != device]
         for stream in others:
             stream.reset()
-        killed_ns = time.time_ns()
         killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)
 
@@ -130,12 +133,8 @@ class Bench:
             return None
 
         def first_new():
-            messages, arrival = self.data[device].snapshot()
-            for message, t in zip(messages, arrival, strict=True):
-                stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
-                if stamp > killed_ns:
-                    return t
-            return None
+            at = self.streams[device].new_writer_at
+            return at if at is not None and at > killed else None
 
         detected = wait_until(exited, 10, f'{device} exited event', period=POLL_S)
         back = wait_until(first_new, 30, f'{device} data from the new process', period=POLL_S)

@@ -36,3 +36,11 @@ def test_the_topic_decodes_to_the_record_less_what_it_does_not_carry():
         assert 'seq' in str(error)
     else:
         raise AssertionError('a status without seq decoded')
+
+
+def test_a_standby_ready_record_is_seq_zero_with_the_default_level():
+    ready = HeartbeatRecord(seq=0, samples=0, dropped=0, rate_hz=0.0, pid=4242, tid=4242,
+                            sent_ns=1)
+    assert HeartbeatRecord.unpack_all(ready.pack()) == [ready]  # the default level packs
+    assert ready.standby_ready
+    assert not RECORD.standby_ready

@@ -93,6 +93,40 @@ def test_kill9_is_detected_at_once_and_data_flows_again(cell, device):
     assert cell.watch.event_list(device, 'restarted', killed_at)
 
 
+def standby_of(cell: Cell, device: str) -> psutil.Process | None:
+    """Return the waiting standby of `device` (a standby that took over is its worker)."""
+    module = f'sensor_workers.{device}.node'
+    worker = int(cell.watch.state(device)['pid'])
+    for process in descendants(cell.manager.pid):
+        if process.pid == worker:
+            continue
+        try:
+            command = process.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if 'sensor_workers.manager.standby' in command and module in command:
+            return process
+    return None
+
+
+def test_the_ready_standby_is_the_one_that_takes_over(cell):
+    device = DEVICES[-1]
+    wait_until(lambda: cell.watch.state(device).get('standby') == 'ready', 60,
+               f'{device} standby ready')
+    standby = standby_of(cell, device)
+    assert standby is not None
+    old_pid = int(cell.watch.state(device)['pid'])
+    killed_at = time.monotonic()
+    os.kill(old_pid, signal.SIGKILL)
+    state = cell.watch.wait_active([device], RECOVERY_BOUND_S, not_pid=old_pid)[device]
+    assert int(state['pid']) == standby.pid
+    assert cell.watch.event_list(device, 'restarted', killed_at)
+    # A new standby follows once the device has been active for a while.
+    wait_until(lambda: cell.watch.state(device).get('standby') == 'ready', 60,
+               f'{device} standby ready again')
+    assert standby_of(cell, device).pid != standby.pid
+
+
 def test_sigstop_is_a_missed_heartbeat_and_the_process_is_replaced(cell):
     device = 'ft' if 'ft' in DEVICES else DEVICES[0]
     old_pid = int(cell.watch.state(device)['pid'])
@@ -128,7 +162,8 @@ def test_states_carry_the_contract_values(cell):
     state = wait_until(lambda: float(cell.watch.state(device)['rate_hz']) > 0
                        and cell.watch.state(device), 5, 'a rate')
     assert set(state) >= {'state', 'restarts', 'failures', 'heartbeat_age_ms', 'pid', 'rate_hz',
-                          'samples', 'dropped', 'degraded', 'backoff_ms', 'last_error'}
+                          'samples', 'dropped', 'degraded', 'backoff_ms', 'last_error',
+                          'standby'}
     assert state['degraded'] == 'false'
     assert 0 <= int(state['heartbeat_age_ms']) < 1000
 

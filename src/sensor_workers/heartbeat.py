@@ -10,6 +10,9 @@ Each beat goes two ways:
   stall in the worker nor one in the manager can fake a dead worker;
 - onto `~/heartbeat` (diagnostic_msgs/DiagnosticStatus) for every other tool (the bridge, rqt),
   through the worker's `LoopPublisher`, so publishing never holds up the loop.
+
+A warm standby writes one record with `seq` 0 (`STANDBY_READY_SEQ`) into its pipe when it is
+ready to take over; a worker's beats are numbered from 1.
 """
 
 from dataclasses import dataclass
@@ -27,6 +30,9 @@ from sensor_workers.diagnostics import OK, level_of, make_status
 from sensor_workers.lifetime import HEARTBEAT_FD_ENV
 from sensor_workers.publishing import LoopPublisher
 
+# The `seq` of a standby's "ready to take over" record (standby.py).
+STANDBY_READY_SEQ = 0
+
 
 @dataclass(frozen=True)
 class HeartbeatRecord:
@@ -42,7 +48,7 @@ class HeartbeatRecord:
     tid: int
     # CLOCK_MONOTONIC (system-wide on Linux) when the loop sent it.
     sent_ns: int
-    level: int = OK
+    level: int = ord(OK)  # DiagnosticStatus levels are bytes; the record packs an int
     # Messages the loop handed to its publisher that had to be dropped (queue full).
     queue_dropped: int = 0
 
@@ -55,6 +61,10 @@ class HeartbeatRecord:
     def pack(self) -> bytes:
         return self._FORMAT.pack(self.seq, self.samples, self.dropped, self.rate_hz, self.pid,
                                  self.tid, self.sent_ns, self.level, self.queue_dropped)
+
+    @property
+    def standby_ready(self) -> bool:
+        return self.seq == STANDBY_READY_SEQ
 
     @classmethod
     def unpack_all(cls, data: bytes) -> list['HeartbeatRecord']:
@@ -145,6 +155,20 @@ class Heartbeat:
                 raise
             os.close(self._pipe)  # the manager is gone; die_with_parent ends us
             self._pipe = None
+
+
+def announce_standby_ready() -> None:
+    """Tell the manager through the heartbeat pipe that this standby can take over now."""
+    pipe = _pipe_from_environment()
+    if pipe is None:
+        return
+    record = HeartbeatRecord(seq=STANDBY_READY_SEQ, samples=0, dropped=0, rate_hz=0.0,
+                             pid=os.getpid(), tid=threading.get_native_id(),
+                             sent_ns=time.monotonic_ns())
+    try:
+        os.write(pipe, record.pack())
+    except OSError:
+        pass  # the manager is gone or behind; die_with_parent or `go` settles it
 
 
 def _pipe_from_environment() -> int | None:

@@ -132,6 +132,7 @@ class DeviceTable:
             'degraded': bool(managed.get('degraded', False)) or state == 'degraded',
             'backoff_ms': managed.get('backoff_ms', 0.0),
             'last_error': managed.get('last_error', ''),
+            'standby': managed.get('standby', ''),
             'manager_heartbeat_age_ms': managed.get('heartbeat_age_ms'),
         }
 

@@ -85,8 +85,10 @@ class Device:
         self.spec = spec
         self.policy = policy
         self.process: WorkerProcess | None = None
-        # A warm standby ready to take over (standby.py), and whether one is being spawned.
+        # A warm standby (standby.py), whether it said it is ready, and whether one is being
+        # spawned.
         self.standby: WorkerProcess | None = None
+        self.standby_ready = False
         self.standby_pending = False
         # Incremented per spawn; exits and answers of an older generation are ignored.
         self.generation = 0
@@ -395,6 +397,7 @@ class ManagerNode(LifecycleNode):
 
     def _spawn(self, device: Device) -> None:
         standby, device.standby = device.standby, None
+        device.standby_ready = False
         device.reset_runtime()
         device.generation += 1
         generation = device.generation
@@ -498,6 +501,7 @@ class ManagerNode(LifecycleNode):
         process.close_heartbeats()
         if process is device.standby:
             device.standby = None
+            device.standby_ready = False
             if not self._stopping:
                 self.get_logger().warning(
                     f'{device.name}: warm standby pid {process.pid} exited with code {code}')
@@ -605,9 +609,18 @@ class ManagerNode(LifecycleNode):
         if process is None:
             return
         for record in HeartbeatRecord.unpack_all(process.read_heartbeats()):
-            if record.pid == process.pid:
+            if record.pid == process.pid and not record.standby_ready:
                 device.last_record = record
                 self._take_beat(device, record)
+
+    @staticmethod
+    def _read_standby(device: Device) -> None:
+        standby = device.standby
+        if standby is None or device.standby_ready:
+            return
+        device.standby_ready = any(
+            record.pid == standby.pid and record.standby_ready
+            for record in HeartbeatRecord.unpack_all(standby.read_heartbeats()))
 
     @staticmethod
     def _take_beat(device: Device, record: HeartbeatRecord) -> None:
@@ -664,6 +677,7 @@ class ManagerNode(LifecycleNode):
         self._last_tick = now
         for device in self._devices.values():
             self._read_heartbeats(device)
+            self._read_standby(device)
             if device.terminate_at is not None and now >= device.terminate_at:
                 self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
             if self._stopping:
@@ -678,10 +692,10 @@ class ManagerNode(LifecycleNode):
         if signature != self._last_signature:
             self._publish_states()
 
-    @staticmethod
-    def _signature(device: Device) -> tuple:
+    def _signature(self, device: Device) -> tuple:
         p = device.policy
-        return (p.state, p.restarts, p.failures, p.degraded, p.last_error, device.pid)
+        return (p.state, p.restarts, p.failures, p.degraded, p.last_error, device.pid,
+                self._standby_state(device))
 
     def _publish_events(self, device: Device, events: Sequence[Event]) -> None:
         for event in events:
@@ -722,7 +736,16 @@ class ManagerNode(LifecycleNode):
             'degraded': policy.degraded,
             'backoff_ms': round(policy.backoff_s * 1000),
             'last_error': policy.last_error,
+            'standby': self._standby_state(device),
         })
+
+    def _standby_state(self, device: Device) -> str:
+        """`ready`, `starting` (spawned, not ready yet), `none` or `off` (warm_standby false)."""
+        if device.standby is not None:
+            return 'ready' if device.standby_ready else 'starting'
+        if device.standby_pending:
+            return 'starting'
+        return 'none' if self.get_parameter('warm_standby').value else 'off'
 
     def _publish_states(self) -> None:
         self._last_signature = tuple(self._signature(d) for d in self._devices.values())

@@ -9,6 +9,8 @@ worker module, initialized rclpy and created a hidden placeholder node, so its p
 known to every peer already. On `go` (a line on stdin) it runs the worker in the same context
 and drops the placeholder once the worker node exists: only the worker's endpoints are new, and
 those are announced at once. End of stdin (the manager closed it or died) ends the standby.
+Once ready it says so with a heartbeat record (heartbeat.py): the manager reports `standby:
+ready` in /manager/device_states.
 
 The order matters: rmw_fastrtps destroys a context's DDS participant with its last node. Dropping
 the placeholder first (as this module once did) made every take-over a brand-new participant:
@@ -28,6 +30,7 @@ import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.type_support import check_for_type_support
 
+from sensor_workers.heartbeat import announce_standby_ready
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.paths import use_fastdds_profile
 from sensor_workers.worker import WorkerNode, run_worker
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return 0  # SIGTERM (the manager stopping) shut the context down while we started
     load_type_supports()
+    announce_standby_ready()
     if not wait_for_go():
         placeholder.destroy_node()
         rclpy.try_shutdown()

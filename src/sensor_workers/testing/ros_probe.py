@@ -88,7 +88,8 @@ class StreamStats:
     """A stream as one independent subscriber sees it, in constant memory.
 
     Losses are counted from the publisher's sequence numbers (per writer; they restart at 1 when
-    a new writer replaces the old one, which `writers` counts). Gaps are between arrivals.
+    a new writer replaces the old one, which `writers` counts, and `new_writer_at` is when the
+    newest writer's first message arrived). Gaps are between arrivals.
     """
 
     received: int = 0
@@ -96,6 +97,7 @@ class StreamStats:
     writers: int = 0
     largest_gap_s: float = 0.0
     largest_gap_at: float = 0.0
+    new_writer_at: float | None = None
     last_arrival: float | None = None
     last_sequence: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,6 +107,7 @@ class StreamStats:
             self.received += 1
             if self.last_sequence is None or sequence <= self.last_sequence:
                 self.writers += 1
+                self.new_writer_at = now
             elif sequence > self.last_sequence + 1:
                 self.lost += sequence - self.last_sequence - 1
             if self.last_arrival is not None and now - self.last_arrival > self.largest_gap_s:

@@ -196,7 +196,7 @@ class ManagerNode(LifecycleNode):
         declare(self, 'start_timeout_ms', 20000,
                 'Spawned but not active after this long: failed start.',
                 int_range=(500, 600000))
-        declare(self, 'restart_backoff_initial_ms', 100,
+        declare(self, 'restart_backoff_initial_ms', 20,
                 'Delay before the first restart; doubles per consecutive failure.',
                 int_range=(0, 600000))
         declare(self, 'restart_backoff_max_ms', 5000,

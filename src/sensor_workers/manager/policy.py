@@ -18,7 +18,7 @@ from sensor_workers.manager.states import ERROR, OK, WARN, Action, DeviceState, 
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    backoff_initial_s: float = 0.1
+    backoff_initial_s: float = 0.02
     backoff_max_s: float = 5.0
     # Active this long without a failure: the next failure starts from the initial delay again.
     backoff_reset_s: float = 10.0

@@ -13,17 +13,20 @@ wrench) and hands the bytes over through a bounded queue; a thread of its own pu
 stalled send then holds only that thread; the loop reads on. When the queue is full the oldest
 message is dropped and counted.
 
-After a stall the thread catches up paced: at most `catch_up_burst` (200) messages back to
-back, then `catch_up_rate_hz` (10 kHz) on average; in steady operation the bucket stays full
-and nothing waits. Sent back to back, a backlog reached the subscribers faster than they drained it
-and they lost part of it: 2566 of 18000 wrenches in bursts of 2000 and 4000 to an idle rclpy
-subscriber, none with a 50-200 us pause between sends. In the fault-isolation test a 441 ms stall
-was followed by 53 wrenches lost mid-burst at a busy subscriber. Those wrenches travel through
-the shared-memory transport that rmw_fastrtps adds for ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-(512 KB segment, 512-message port queues), which no profile can resize; the sender's
-"Buffer is being invalidated, segment_size may be insufficient" came with the loss. At 1 kHz a
-1 s backlog is gone after ~110 ms. A bucket rather than a sleep before every message: a
-wake-up that comes 1 ms late would slow such a catch-up to the data rate itself, while the
+After a stall the thread catches up paced: at `CATCH_UP_FACTOR` (2) times the stream's own rate
+(`pace()`), at most `CATCH_UP_BURST_S` (25 ms) of that back to back; in steady operation the
+bucket stays full and nothing waits. The catch-up must not outrun the subscribers: an rclpy
+subscriber with the product's QoS (KEEP_LAST 200) takes a few thousand messages per second at
+best. Measured (2026-12-02, a 1 kHz stream with a 350-message backlog every 2 s, 16000 messages,
+a subscriber in another process): at 200 back to back then 10 kHz it lost 1116 on an idle
+machine and ~1300 with one or two CPU hogs; at 2x the rate with a 25 ms burst, 0 idle, 0 with
+one hog, 184 with a hog per core. The soak's 170 F/T samples lost outside kill windows were such
+catch-ups, after the 333 ms stalls a new participant causes. Sent back to back, a backlog also
+overflowed the 512-message port queue of the shared-memory transport that rmw_fastrtps adds for
+ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: 2566 of 18000 wrenches lost in bursts of 2000 and
+4000, with the sender's "Buffer is being invalidated, segment_size may be insufficient". At
+1 kHz a 333 ms backlog is gone ~330 ms after the stall. A bucket rather than a sleep before every
+message: a wake-up that comes late would slow such a catch-up to the data rate itself, while the
 bucket keeps the tokens a late wake-up earned.
 """
 
@@ -37,6 +40,10 @@ from rclpy.publisher import Publisher
 from rclpy.serialization import serialize_message
 
 log = logging.getLogger(__name__)
+
+# A backlog is sent at this multiple of the stream's rate, at most this long of it back to back.
+CATCH_UP_FACTOR = 2.0
+CATCH_UP_BURST_S = 0.025
 
 
 class _Allocator(ctypes.Structure):
@@ -73,12 +80,13 @@ class LoopPublisher:
     """
 
     def __init__(self, name: str, capacity: int, max_bytes: int = 64 << 20,
-                 catch_up_rate_hz: float = 10_000.0, catch_up_burst: int = 200) -> None:
+                 stream_rate_hz: float = 1000.0) -> None:
         self.name = name
         self.capacity = capacity
         self.max_bytes = max_bytes
-        self.catch_up_rate_hz = catch_up_rate_hz
-        self.catch_up_burst = catch_up_burst
+        self.catch_up_rate_hz = 0.0
+        self.catch_up_burst = 1
+        self.pace(stream_rate_hz)
         self.dropped = 0
         # rcl_publish_serialized_message errors (e.g. while the context shuts down).
         self.failed = 0
@@ -89,6 +97,11 @@ class LoopPublisher:
         self._running = True
         self._thread = threading.Thread(target=self._run, name=f'{name}-publish', daemon=True)
         self._thread.start()
+
+    def pace(self, stream_rate_hz: float) -> None:
+        """Set the rate the loop submits at (all topics together); backlogs follow from it."""
+        self.catch_up_rate_hz = CATCH_UP_FACTOR * max(stream_rate_hz, 1.0)
+        self.catch_up_burst = max(1, round(self.catch_up_rate_hz * CATCH_UP_BURST_S))
 
     @property
     def depth(self) -> int:
@@ -145,7 +158,7 @@ class LoopPublisher:
                 self._sending = True
             # A token bucket: never more than `catch_up_burst` back to back, then
             # `catch_up_rate_hz` on average (a late wake-up leaves tokens for the next batch,
-            # so a loaded machine slows the catch-up only when it oversleeps by > 20 ms).
+            # so a loaded machine slows the catch-up only when it oversleeps by > 25 ms).
             now = time.monotonic()
             tokens = min(self.catch_up_burst, tokens + (now - refilled) * self.catch_up_rate_hz)
             refilled = now

@@ -56,6 +56,15 @@ class WorkerNode(LifecycleNode):
         """Return this worker's status for /diagnostics."""
         raise NotImplementedError
 
+    def pace_publishing(self, loop_messages_per_s: float) -> None:
+        """Tell the publishing thread how fast the loop submits data messages (call on activate).
+
+        A backlog after a DDS stall is then sent at twice that rate (heartbeats and /diagnostics
+        included), which the product's subscribers can take (publishing.py).
+        """
+        self.loop_publisher.pace(loop_messages_per_s + 1.0 / self.heartbeat.period_s
+                                 + 1.0 / DIAGNOSTICS_PERIOD_S)
+
     def flush_publishing(self) -> None:
         """Send what the stopped loop queued, before the lifecycle publishers go inactive."""
         if not self.loop_publisher.flush():

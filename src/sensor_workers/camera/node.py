@@ -182,6 +182,8 @@ class CameraNode(WorkerNode):
         self._state = 'grabbing'
         self._last_block_id = 0
         self.heartbeat.reset()
+        # An image and its camera_info per frame.
+        self.pace_publishing(2.0 * self._expected_frame_rate())
         self._stop.clear()
         self._thread = threading.Thread(target=self._grab_loop, name='grab', daemon=True)
         # Publishers first: a frame published before they are enabled would vanish silently
@@ -189,6 +191,14 @@ class CameraNode(WorkerNode):
         result = super().on_activate(state)
         self._thread.start()
         return result
+
+    def _expected_frame_rate(self) -> float:
+        """Return the camera's resulting frame rate, else the one asked for, else 30 fps."""
+        readback = self._camera.readback if self._camera is not None else {}
+        for rate in (readback.get('resulting_frame_rate'), self._settings.frame_rate):
+            if rate:
+                return float(rate)
+        return 30.0
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_grab_thread()
@@ -415,6 +425,8 @@ class CameraNode(WorkerNode):
             if reason:
                 return refused(reason)
             self._settings = desired
+            if self._state == 'grabbing':
+                self.pace_publishing(2.0 * self._expected_frame_rate())
         if new_calibration is not None:
             self._calibration = new_calibration
             self._info_url = values['camera_info_url']

@@ -176,6 +176,8 @@ class FtNode(WorkerNode):
             return TransitionCallbackReturn.FAILURE
         self._reset_counters()
         self.heartbeat.reset()
+        self.pace_publishing(1.0 / protocol.sample_period_s(self.sinc_length)
+                             + TEMPERATURE_RATE_HZ)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name='ft-read-loop', daemon=True)
         result = super().on_activate(state)

@@ -18,18 +18,17 @@ from sensor_workers.testing.ros_probe import RosProbe
 
 pytestmark = pytest.mark.integration
 
-# Sent back to back: 4 of 5 runs lost part of it (247 of 6000, or its tail).
-BURST = 6000
-# Submits BURST wrenches at once once a subscriber is matched, as a loop does during a stall.
-PUBLISHER = textwrap.dedent(f"""
+# A publisher process on `/burst` with the product's stream QoS: it starts once a subscriber is
+# matched, submits through a LoopPublisher, prints `sent` when everything went out.
+PRELUDE = textwrap.dedent("""
     import time
     import rclpy
     from geometry_msgs.msg import WrenchStamped
-    from rclpy.qos import qos_profile_sensor_data
+    from sensor_workers import qos
     from sensor_workers.publishing import LoopPublisher
     rclpy.init()
     node = rclpy.create_node('burst_publisher')
-    publisher = node.create_publisher(WrenchStamped, '/burst', qos_profile_sensor_data)
+    publisher = node.create_publisher(WrenchStamped, '/burst', qos.SENSOR_STREAM)
     deadline = time.monotonic() + 20
     while publisher.get_subscription_count() == 0:
         if time.monotonic() > deadline:  # say what the graph shows instead
@@ -38,50 +37,28 @@ PUBLISHER = textwrap.dedent(f"""
             deadline += 20
         time.sleep(0.05)
     time.sleep(1.0)  # the subscriber's side of the match settles too
-    loop = LoopPublisher('burst', capacity={BURST})
-    for _ in range({BURST}):
-        loop.submit(publisher, WrenchStamped())
+""")
+SENT = textwrap.dedent("""
     assert loop.flush(10.0) and loop.dropped == 0 and loop.failed == 0
     print('sent', flush=True)
     time.sleep(30)
 """)
 
-
-def test_a_backlog_reaches_another_process_whole(procs):
-    probe = RosProbe('burst_probe', threads=1)
-    try:
-        stream = probe.count_stream(
-            WrenchStamped, '/burst', QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2 * BURST,
-                                                reliability=ReliabilityPolicy.BEST_EFFORT))
-        publisher = procs.start('publisher', [sys.executable, '-c', PUBLISHER])
-        publisher.wait_for_output('^sent', timeout=60)
-        # The burst's tail, when lost, shows as no later message: wait, then count.
-        deadline = time.monotonic() + 10
-        while stream.received + stream.lost < BURST and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert (stream.received, stream.lost) == (BURST, 0)
-    finally:
-        probe.close()
-
-
+# Sent back to back: 4 of 5 runs lost part of it (247 of 6000, or its tail).
+BURST = 6000
+# Submits BURST wrenches at once, as a loop does during a long stall.
+BURST_PUBLISHER = PRELUDE + textwrap.dedent(f"""
+    loop = LoopPublisher('burst', capacity={BURST})
+    for _ in range({BURST}):
+        loop.submit(publisher, WrenchStamped())
+""") + SENT
 
 # A 1 kHz loop whose sends stalled for 350 ms three times (the stall of a shared-memory port
-# opened for a new participant), into the product's subscriber QoS (KEEP_LAST 200). At 200 back
-# to back then 10 kHz, such catch-ups lost ~140 wrenches each at an idle rclpy subscriber.
+# opened for a new participant). At 200 back to back then 10 kHz, such catch-ups lost ~140
+# wrenches each at an idle rclpy subscriber with the product's QoS (KEEP_LAST 200).
 STALLS, STALL_S, RATE_HZ = 3, 0.35, 1000
 STREAM = STALLS * round((STALL_S + 1.0) * RATE_HZ)
-STREAM_PUBLISHER = textwrap.dedent(f"""
-    import time
-    import rclpy
-    from geometry_msgs.msg import WrenchStamped
-    from sensor_workers import qos
-    from sensor_workers.publishing import LoopPublisher
-    rclpy.init()
-    node = rclpy.create_node('stream_publisher')
-    publisher = node.create_publisher(WrenchStamped, '/stream', qos.SENSOR_STREAM)
-    while publisher.get_subscription_count() == 0:
-        time.sleep(0.05)
-    time.sleep(1.0)
+STREAM_PUBLISHER = PRELUDE + textwrap.dedent(f"""
     loop = LoopPublisher('stream', capacity=5000, stream_rate_hz={RATE_HZ})
     message, due = WrenchStamped(), time.monotonic()
     for _ in range({STALLS}):
@@ -91,21 +68,30 @@ STREAM_PUBLISHER = textwrap.dedent(f"""
             due += 1.0 / {RATE_HZ}
             time.sleep(max(0.0, due - time.monotonic()))
             loop.submit(publisher, message)
-    assert loop.flush(10.0) and loop.dropped == 0 and loop.failed == 0
-    print('sent', flush=True)
-    time.sleep(30)
-""")
+""") + SENT
+
+
+def received_and_lost(procs, script: str, expected: int, subscriber_qos) -> tuple[int, int]:
+    """Run a publisher script; return what a subscriber in this process got of it, and lost."""
+    probe = RosProbe('burst_probe', threads=1)
+    try:
+        stream = probe.count_stream(WrenchStamped, '/burst', subscriber_qos)
+        publisher = procs.start('publisher', [sys.executable, '-c', script])
+        publisher.wait_for_output('^sent', timeout=60)
+        # A lost tail shows as no later message: wait, then count.
+        deadline = time.monotonic() + 10
+        while stream.received + stream.lost < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return stream.received, stream.lost
+    finally:
+        probe.close()
+
+
+def test_a_backlog_reaches_another_process_whole(procs):
+    deep = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2 * BURST,
+                      reliability=ReliabilityPolicy.BEST_EFFORT)
+    assert received_and_lost(procs, BURST_PUBLISHER, BURST, deep) == (BURST, 0)
 
 
 def test_catch_ups_after_stalls_reach_a_subscriber_with_the_product_qos_whole(procs):
-    probe = RosProbe('stream_probe', threads=1)
-    try:
-        stream = probe.count_stream(WrenchStamped, '/stream', qos.SENSOR_STREAM)
-        publisher = procs.start('publisher', [sys.executable, '-c', STREAM_PUBLISHER])
-        publisher.wait_for_output('^sent', timeout=60)
-        deadline = time.monotonic() + 10
-        while stream.received + stream.lost < STREAM and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert (stream.received, stream.lost) == (STREAM, 0)
-    finally:
-        probe.close()
+    assert received_and_lost(procs, STREAM_PUBLISHER, STREAM, qos.SENSOR_STREAM) == (STREAM, 0)

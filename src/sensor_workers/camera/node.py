@@ -182,8 +182,7 @@ class CameraNode(WorkerNode):
         self._state = 'grabbing'
         self._last_block_id = 0
         self.heartbeat.reset()
-        # An image and its camera_info per frame.
-        self.pace_publishing(2.0 * self._expected_frame_rate())
+        self._pace_publishing()
         self._stop.clear()
         self._thread = threading.Thread(target=self._grab_loop, name='grab', daemon=True)
         # Publishers first: a frame published before they are enabled would vanish silently
@@ -192,13 +191,15 @@ class CameraNode(WorkerNode):
         self._thread.start()
         return result
 
-    def _expected_frame_rate(self) -> float:
-        """Return the camera's resulting frame rate, else the one asked for, else 30 fps."""
+    def _pace_publishing(self) -> None:
+        """Declare the loop's message rate: an image and its camera_info per frame.
+
+        The frame rate is the camera's resulting one, else the one asked for, else 30 fps.
+        """
         readback = self._camera.readback if self._camera is not None else {}
-        for rate in (readback.get('resulting_frame_rate'), self._settings.frame_rate):
-            if rate:
-                return float(rate)
-        return 30.0
+        rate = next((float(r) for r in (readback.get('resulting_frame_rate'),
+                                         self._settings.frame_rate) if r), 30.0)
+        self.pace_publishing(2.0 * rate)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_grab_thread()
@@ -426,7 +427,7 @@ class CameraNode(WorkerNode):
                 return refused(reason)
             self._settings = desired
             if self._state == 'grabbing':
-                self.pace_publishing(2.0 * self._expected_frame_rate())
+                self._pace_publishing()
         if new_calibration is not None:
             self._calibration = new_calibration
             self._info_url = values['camera_info_url']

@@ -152,6 +152,8 @@ class ManagerNode(LifecycleNode):
         super().__init__('manager', **kwargs)
         self._default_config = default_config
         self._declare_parameters()
+        # Read-only, and asked for on every tick (standby upkeep and the published state).
+        self._warm_standby: bool = self.get_parameter('warm_standby').value
         self._events = self.create_publisher(
             DiagnosticStatus, '/safety/worker_events', qos.LATCHED_EVENTS)
         self._states = self.create_publisher(
@@ -466,7 +468,7 @@ class ManagerNode(LifecycleNode):
     # Warm standbys
 
     def _ensure_standby(self, device: Device, now: float) -> None:
-        if (not self.get_parameter('warm_standby').value or device.standby is not None
+        if (not self._warm_standby or device.standby is not None
                 or device.standby_pending or device.policy.phase is not DeviceState.ACTIVE
                 or device.liveness is None or now - device.liveness.active_at < STANDBY_AFTER_S):
             return
@@ -745,7 +747,7 @@ class ManagerNode(LifecycleNode):
             return 'ready' if device.standby_ready else 'starting'
         if device.standby_pending:
             return 'starting'
-        return 'none' if self.get_parameter('warm_standby').value else 'off'
+        return 'none' if self._warm_standby else 'off'
 
     def _publish_states(self) -> None:
         self._last_signature = tuple(self._signature(d) for d in self._devices.values())

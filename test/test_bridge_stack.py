@@ -61,12 +61,15 @@ class Stack:
 
     def wait_active(self, timeout: float = 60.0, not_pid: dict | None = None) -> None:
         def ready() -> bool:
+            # From the manager's verdict: the bridge shows the heartbeats' view until its first
+            # /manager/device_states arrives, and the tests here check the manager's.
             devices = self.bridge.status()['devices']
-            return all(devices[d]['state'] == 'active' and devices[d]['up']
-                       and devices[d]['rate_hz'] > 0
+            return all(devices[d]['source'] == 'manager' and devices[d]['state'] == 'active'
+                       and devices[d]['up'] and devices[d]['rate_hz'] > 0
                        and devices[d]['pid'] != (not_pid or {}).get(d) for d in DEVICES)
 
-        wait_until(ready, timeout, f'{DEVICES} active and beating', tolerate=NOT_YET)
+        wait_until(ready, timeout, f'{DEVICES} active (says the manager) and beating',
+                   tolerate=NOT_YET)
 
 
 @pytest.fixture(scope='module')

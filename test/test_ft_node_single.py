@@ -82,7 +82,10 @@ def test_autostart_with_the_builtin_simulator(procs, probe):
     wrench = probe.collect(WrenchStamped, '/ft/wrench', SUBSCRIBER_QOS)
     node = procs.start_python('ft_node', 'sensor_workers.ft.node', '--ros-args',
                               '-p', 'port:=sim', '-p', 'autostart:=true')
-    wait_until(lambda: wrench.count() > 200, 15, 'samples from the autostarted node')
+    try:
+        wait_until(lambda: wrench.count() > 200, 15, 'samples from the autostarted node')
+    except TimeoutError:
+        pytest.fail(f'{wrench.count()} samples in 15 s; the node said:\n{node.tail(60)}')
     children = psutil.Process(node.pid).children(recursive=True)
     assert any('sensor_workers.ft.sim' in ' '.join(c.cmdline()) for c in children)
     node.signal(signal.SIGTERM)

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-from sensor_workers.shm_segments import remove_orphaned_files
 from sensor_workers.testing.memory import MemoryWatch
 from sensor_workers.testing.processes import ProcessGroup, become_subreaper, live_descendants
 from sensor_workers.testing.ros_env import apply_isolated_ros_environment
@@ -64,12 +63,11 @@ _orphans_key = pytest.StashKey[str]()
 
 
 def _clean_shared_memory() -> None:
-    """Remove the /dev/shm files of dead processes (SIGKILLed workers leave them behind)."""
+    """Remove Fast DDS segments of dead processes (SIGKILLed workers leave them in /dev/shm)."""
     fastdds = Path(sys.executable).with_name('fastdds')
     if fastdds.exists() and shutil.which('python3'):
         subprocess.run([str(fastdds), 'shm', 'clean'], capture_output=True, timeout=30,
                        check=False)
-    remove_orphaned_files()
 
 
 @pytest.fixture(scope='session')

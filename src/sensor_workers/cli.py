@@ -27,7 +27,6 @@ from sensor_workers import lifetime, paths
 from sensor_workers.config_file import node_parameters
 from sensor_workers.ft import simulated_sensor
 from sensor_workers.ft.simulated_sensor import DEFAULT_DEVICES
-from sensor_workers.shm_segments import remove_orphaned_files
 
 BRIDGE_MODULE = 'sensor_workers.bridge.node'
 MANAGER_MODULE = 'sensor_workers.manager.node'
@@ -117,7 +116,6 @@ def _run(config: Path, env: dict[str, str], run_dir: Path) -> int:
     clean = _stop_all(children)
     if sim is not None:  # the sensor outlives its driver: stopped after the manager
         clean &= _stop_all({'simulated F/T sensor': sim})
-    remove_orphaned_files()  # the ports of workers killed while the bridge still mapped them
     return 0 if ended is None and clean else 1
 
 

@@ -61,7 +61,6 @@ from sensor_workers.manager.states import (
     EventKind,
 )
 from sensor_workers.params import declare
-from sensor_workers.shm_segments import remove_orphaned_files
 
 TICK_S = 0.02
 STATES_PERIOD_S = 0.5
@@ -815,8 +814,6 @@ def main(args: list[str] | None = None) -> None:
         node.close()
         node.destroy_node()
         rclpy.try_shutdown()
-        # Every worker is gone and our own participant too: a port nobody listens on is dead.
-        remove_orphaned_files()
 
 
 if __name__ == '__main__':

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix='ft_latency_') as tmp:
         directory = Path(tmp)
         procs = ProcessGroup(directory, env)
-        probe = RosProbe('ft_latency', threads=1)
+        probe = RosProbe('ft_latency')
         try:
             print(f'{"set-up":<22}{"n":>7}{"p50 ms":>9}{"p99 ms":>9}{"max ms":>9}{"lost":>6}'
                   f'{"p99/base":>10}')

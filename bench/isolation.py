@@ -205,7 +205,7 @@ class Run:
         self.notes: list[str] = []
         self.windows: list[Window] = []
         self.churn_flag = directory / 'churn'
-        self.control = RosProbe('isolation_control', threads=1)
+        self.control = RosProbe('isolation_control')
         self._heartbeats = self._collect_heartbeats()
         self.camera = None
         self.bridge_url = ''

@@ -63,7 +63,7 @@ class Bench:
     def __init__(self, devices: list[str], directory: Path, standby: bool = True) -> None:
         self.devices = devices
         self.procs = ProcessGroup(directory, ENV)
-        self.probe = RosProbe('recovery_bench', threads=1)
+        self.probe = RosProbe('recovery_bench')
         self.states = self.probe.collect(DiagnosticArray, '/manager/device_states', qos.LATCHED)
         self.events = self.probe.collect(DiagnosticStatus, '/safety/worker_events',
                                          qos.LATCHED_EVENTS)

@@ -170,7 +170,7 @@ class Soak:
         self.duration_s = minutes * 60.0
         self.kill_every = kill_every
         self.rng = random.Random(seed)
-        self.control = RosProbe('soak_control', threads=1)
+        self.control = RosProbe('soak_control')
         self.states = self.control.collect(DiagnosticArray, '/manager/device_states',
                                            qos.LATCHED)
         self.events = self.control.collect(DiagnosticStatus, '/safety/worker_events',

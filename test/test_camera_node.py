@@ -11,6 +11,7 @@ must show no skipped frame (`camera_skipped`).
 """
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 import threading
 import time
@@ -52,6 +53,8 @@ class Received:
     encoding: str
     step: int
     size: int
+    sequence: int  # the writer's publication sequence number
+    arrival: float  # monotonic, at the probe
 
 
 class CameraUnderTest:
@@ -69,9 +72,9 @@ class CameraUnderTest:
         probe.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
         self.heartbeats = probe.collect(DiagnosticStatus, f'{NODE}/heartbeat', qos.HEARTBEAT)
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image, info: dict) -> None:
         frame = Received(stamp_of(msg), msg.width, msg.height, msg.encoding, msg.step,
-                         len(msg.data))
+                         len(msg.data), info['publication_sequence_number'], time.monotonic())
         with self._lock:
             self.frames.append(frame)
 
@@ -137,7 +140,8 @@ class CameraUnderTest:
         assert self.probe.change_state(NODE, 'deactivate')
         after = self.diagnostics()
         deltas = {key: int(after[key]) - int(before[key])
-                  for key in ('frames_published', 'camera_skipped', 'failed_grabs')}
+                  for key in ('frames_published', 'camera_skipped', 'failed_grabs',
+                              'queue_dropped', 'publish_failed')}
         # Stragglers: on a loaded machine the probe may still be working through its history.
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
@@ -156,6 +160,24 @@ ERROR_LEVEL = DiagnosticStatus.ERROR[0]  # rclpy gives `byte` fields as one-byte
 
 def stamp_of(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def where_frames_went(frames: list[Received], deltas: dict[str, int]) -> str:
+    """Say where published frames went missing: the worker's queue, DDS, or the probe.
+
+    Sequence numbers count every message of the image writer, so a hole in them is a frame the
+    writer sent that never reached the callback: lost on the way, or overwritten in the probe's
+    reader history because the probe fell a history behind. `queue_dropped` and
+    `publish_failed` are the worker's own losses.
+    """
+    sequences = [f.sequence for f in frames]
+    holes = [(a, b) for a, b in pairwise(sequences) if b != a + 1]
+    arrivals = [f.arrival for f in frames]
+    gap_ms = max((b - a for a, b in pairwise(arrivals)), default=0.0) * 1000
+    return (f'{len(frames)} of {deltas["frames_published"]} published frames received; '
+            f'worker queue dropped {deltas["queue_dropped"]}, publish failed '
+            f'{deltas["publish_failed"]}; sequence holes {holes[:10]} '
+            f'({sum(b - a - 1 for a, b in holes)} frames); largest arrival gap {gap_ms:.0f} ms')
 
 
 def rate_of(frames: list[Received]) -> float:
@@ -190,7 +212,7 @@ def test_streams_1024x1040_mono8_at_30_fps_without_gaps(camera):
     assert deltas['camera_skipped'] == 0
     assert deltas['failed_grabs'] == 0
     assert deltas['frames_published'] >= 125  # 5 s minus the activation's latency
-    assert len(frames) == deltas['frames_published'], 'frames lost between worker and probe'
+    assert len(frames) == deltas['frames_published'], where_frames_went(frames, deltas)
     assert abs(rate_of(frames) - 30.0) <= 1.5
     first = frames[0]
     assert (first.width, first.height, first.encoding, first.step) == (1024, 1040, 'mono8', 1024)
@@ -311,6 +333,6 @@ def test_streams_2448x2048_mono8_at_30_fps_without_gaps(camera):
     frames, deltas = camera.measure(5.0)
     assert deltas['camera_skipped'] == 0
     assert deltas['frames_published'] >= 125  # 5 s minus the activation's latency
-    assert len(frames) == deltas['frames_published'], 'frames lost between worker and probe'
+    assert len(frames) == deltas['frames_published'], where_frames_went(frames, deltas)
     assert abs(rate_of(frames) - 30.0) <= 1.5
     assert (frames[0].width, frames[0].height, frames[0].size) == (2448, 2048, 2448 * 2048)

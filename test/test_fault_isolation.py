@@ -57,7 +57,7 @@ class Cell:
 def cell(tmp_path_factory, ros_env) -> Iterator[Cell]:
     directory = tmp_path_factory.mktemp('isolation')
     procs = ProcessGroup(directory, ros_env)
-    probe = RosProbe('isolation_probe', threads=1)
+    probe = RosProbe('isolation_probe')
     try:
         watch = Watch.attach(probe)
         streams = {d: probe.count_stream(msg_type, topic, qos)

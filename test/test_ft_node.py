@@ -48,7 +48,7 @@ class Ft:
 def ft800(tmp_path_factory, ros_env) -> Iterator[Ft]:
     directory = tmp_path_factory.mktemp('ft800')
     procs = ProcessGroup(directory, ros_env)
-    probe = RosProbe('ft800_probe', threads=1)
+    probe = RosProbe('ft800_probe')
     try:
         sim, link, control = start_sim(procs, directory, 64)
         node = start_node(procs, link, 64)

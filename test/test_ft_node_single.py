@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def fast_probe() -> Iterator[RosProbe]:
-    with RosProbe('ft_probe', threads=1) as probe:
+    with RosProbe('ft_probe') as probe:
         yield probe
 
 

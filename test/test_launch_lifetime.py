@@ -73,7 +73,7 @@ def alive(processes: list[psutil.Process]) -> list[str]:
     (signal.SIGTERM, False), (signal.SIGKILL, False), (signal.SIGINT, True),
 ], ids=['SIGTERM', 'SIGKILL', 'ctrl-c'])
 def test_ending_the_launch_ends_every_process_it_started(procs, sim_launch, signum, to_group):
-    probe = RosProbe('launch_lifetime_probe', threads=1)
+    probe = RosProbe('launch_lifetime_probe')
     try:
         watch = Watch.attach(probe)
         launcher = procs.start('launch', [sys.executable, '-c', LAUNCHER, sim_launch,

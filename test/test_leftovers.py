@@ -55,7 +55,7 @@ def test_twenty_kills_leave_no_directory_and_no_segment(procs, tmp_path):
     config = write_config(tmp_path, {
         'devices': ['camera', 'ft'], 'start_timeout_ms': 60000,
         'restart_backoff_reset_s': 1.0, 'degraded_after_failures': 100})
-    probe = RosProbe('leftovers_probe', threads=1)
+    probe = RosProbe('leftovers_probe')
     try:
         watch = Watch.attach(probe)
         manager = start_manager(procs, config)

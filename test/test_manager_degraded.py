@@ -23,7 +23,7 @@ FT_RATE_HZ = 51200 / 51  # sinc_length 51 in sim.yaml
 
 
 def test_unopenable_device_degrades_alone_and_sigterm_leaves_nothing(procs, tmp_path):
-    probe = RosProbe('degraded_probe', threads=1)
+    probe = RosProbe('degraded_probe')
     try:
         watch = Watch.attach(probe)
         heartbeats = probe.collect(DiagnosticStatus, '/ft/heartbeat', qos.HEARTBEAT)

@@ -49,7 +49,7 @@ class Cell:
 def cell(tmp_path_factory, ros_env) -> Iterator[Cell]:
     directory = tmp_path_factory.mktemp('cell')
     procs = ProcessGroup(directory, ros_env)
-    probe = RosProbe('manager_probe', threads=1)
+    probe = RosProbe('manager_probe')
     try:
         watch = Watch.attach(probe)
         data = {d: probe.collect(DATA_TOPICS[d][1], DATA_TOPICS[d][0], qos.SENSOR_DATA)

@@ -73,7 +73,7 @@ STREAM_PUBLISHER = PRELUDE + textwrap.dedent(f"""
 
 def received_and_lost(procs, script: str, expected: int, subscriber_qos) -> tuple[int, int]:
     """Run a publisher script; return what a subscriber in this process got of it, and lost."""
-    probe = RosProbe('burst_probe', threads=1)
+    probe = RosProbe('burst_probe')
     try:
         stream = probe.count_stream(WrenchStamped, '/burst', subscriber_qos)
         publisher = procs.start('publisher', [sys.executable, '-c', script])

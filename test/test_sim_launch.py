@@ -67,7 +67,7 @@ class Counter:
 class TestSimCell(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.probe = RosProbe('sim_launch_probe', threads=1)
+        cls.probe = RosProbe('sim_launch_probe')
         cls.images = Counter()
         cls.wrenches = Counter()
         node = cls.probe.node

@@ -18,6 +18,8 @@ from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
 
+from sensor_workers.allocator import keep_large_buffers
+
 # A lifecycle request unanswered this long may have been lost (see RosProbe.change_state).
 LOST_REQUEST_S = 2.0
 TRANSITIONS = {
@@ -133,9 +135,13 @@ class RosProbe:
     idle machine, 61 of 150 in a CI run); the single-threaded one took 37-41 %, lagged 17-31 ms
     at p50 and lost none, also with a CPU hog per core. It also delivers every sample of a 1 kHz
     stream, where the multi-threaded one managed ~400 messages per second.
+
+    Like the bridge, it keeps freed multi-megabyte buffers for the next image (allocator.py):
+    a probe must not spend more per frame than the product's own subscriber does.
     """
 
     def __init__(self, name: str = 'probe') -> None:
+        keep_large_buffers()
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = Node(name, context=self.context)

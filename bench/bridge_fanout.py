@@ -1,4 +1,4 @@
-"""Fan-out of image 640x480 @ 30 fps + wrench 1 kHz to 1, 4 and 16 websocket clients.
+"""Fan-out of image 640x480 (or `--size`) @ 30 fps + wrench 1 kHz to 1, 4 and 16 websocket clients.
 
 In one run, against the same ROS publisher process:
 - `bridge`: our bridge process (raw frames, `format=raw`, and wrench batches);
@@ -7,9 +7,10 @@ In one run, against the same ROS publisher process:
 With more than one client, one of them completes the handshake (and, for Foxglove, subscribes)
 and then never reads. Per relay and client count: delivered image fps and wrench samples/s per
 reading client (min-max), wrench samples lost (sequence numbers the publisher put in force.x),
-wrench latency stamp -> client p50/p99, relay CPU % of a core and CPU seconds per delivered MB.
+wrench latency stamp -> client p50/p99, relay CPU % of a core, CPU seconds per delivered MB and
+CPU milliseconds per delivered image (over all clients).
 
-    python -m bench.bridge_fanout --seconds 10
+    python -m bench.bridge_fanout --seconds 10 [--size 2448x2048]
 """
 
 import argparse
@@ -27,11 +28,11 @@ import time
 
 import numpy as np
 
-WIDTH, HEIGHT, FPS, WRENCH_HZ = 640, 480, 30, 1000
+FPS, WRENCH_HZ = 30, 1000
 
 
-def publish(seconds: float) -> None:
-    """Role `publish`: Image 640x480 mono8 @ 30 and WrenchStamped @ 1 kHz (seq in force.x)."""
+def publish(seconds: float, width: int, height: int) -> None:
+    """Role `publish`: Image mono8 @ 30 and WrenchStamped @ 1 kHz (seq in force.x)."""
     from geometry_msgs.msg import WrenchStamped
     import rclpy
     from sensor_msgs.msg import Image
@@ -42,7 +43,7 @@ def publish(seconds: float) -> None:
     node = rclpy.create_node('fanout_source')
     wrench_pub = node.create_publisher(WrenchStamped, '/ft/wrench', 1000)
     image_pub = node.create_publisher(Image, '/camera/image_raw', qos.SENSOR_DATA)
-    frames = [np.roll(np.tile(np.arange(WIDTH, dtype=np.uint8), (HEIGHT, 1)), i * 8, axis=1)
+    frames = [np.roll(np.tile(np.arange(width, dtype=np.uint8), (height, 1)), i * 8, axis=1)
               .tobytes() for i in range(16)]
     print('ready', flush=True)
     start = time.monotonic()
@@ -62,7 +63,7 @@ def publish(seconds: float) -> None:
         except Exception:  # noqa: BLE001 SIGTERM shut the context down under us
             break
         if seq % (WRENCH_HZ // FPS) == 0:
-            image = Image(height=HEIGHT, width=WIDTH, encoding='mono8', step=WIDTH)
+            image = Image(height=height, width=width, encoding='mono8', step=width)
             image.header.stamp = stamp
             image.data = frames[seq % len(frames)]
             image_pub.publish(image)
@@ -261,6 +262,8 @@ def _measure(kind: str, base: str, pid: int, clients: int, seconds: float) -> di
         'lost': lost, 'p50': float(np.nanpercentile(latency, 50)),
         'p99': float(np.nanpercentile(latency, 99)),
         'cpu_pct': 100.0 * cpu / elapsed, 'cpu_s_per_mb': cpu / megabytes if megabytes else np.nan,
+        'cpu_ms_per_frame': 1000.0 * cpu / frames if (frames := sum(r.frames for r in results))
+        else np.nan,
         'mb_s': megabytes / elapsed,
     }
 
@@ -271,10 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--clients', default='1,4,16', help='client counts, comma separated')
     parser.add_argument('--role', choices=('bench', 'publish', 'foxglove'), default='bench',
                         help=argparse.SUPPRESS)
+    parser.add_argument('--size', default='640x480', help='image WxH (mono8)')
     parser.add_argument('--port', type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.split('x'))
     if args.role == 'publish':
-        publish(args.seconds)
+        publish(args.seconds, width, height)
         return 0
     if args.role == 'foxglove':
         foxglove_relay(args.port)
@@ -301,12 +306,13 @@ def main(argv: list[str] | None = None) -> int:
                                      '--port', str(fox_port))
             fox.wait_for_output(r'^ready', 60)
             source = procs.start_python('source', 'bench.bridge_fanout', '--role', 'publish',
-                                        '--seconds', str(total))
+                                        '--seconds', str(total), '--size', args.size)
             source.wait_for_output(r'^ready', 60)
             time.sleep(2.0)  # discovery
+            print(f'images {width}x{height} mono8 at {FPS} fps')
             print(f'{"relay":<9}{"clients":>8}{"img fps min-max":>17}{"wrench/s min-max":>18}'
                   f'{"lost":>7}{"p50 ms":>8}{"p99 ms":>8}{"CPU %":>7}{"MB/s":>7}'
-                  f'{"CPU s/MB":>9}', flush=True)
+                  f'{"CPU s/MB":>9}{"CPU ms/img":>11}', flush=True)
             for clients in counts:
                 for kind, base, pid in (('bridge', f'ws://{url}', bridge.pid),
                                         ('foxglove', f'ws://127.0.0.1:{fox_port}', fox.pid)):
@@ -316,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                           f'{row["wrench_hz"][0]:>8.0f}-{row["wrench_hz"][1]:<9.0f}'
                           f'{row["lost"]:>7}{row["p50"]:>8.2f}{row["p99"]:>8.2f}'
                           f'{row["cpu_pct"]:>7.1f}{row["mb_s"]:>7.1f}{row["cpu_s_per_mb"]:>9.4f}'
+                          f'{row["cpu_ms_per_frame"]:>11.2f}'
                           f'{stalled}', flush=True)
         finally:
             procs.stop_all()

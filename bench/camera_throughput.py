@@ -5,8 +5,9 @@ config/fastdds.xml, private ROS domain), subscribes from this process, and for e
 for `--seconds` between a deactivate and an activate, so that frames published (the worker's
 `frames_published`) and frames received can be compared exactly. Latency is the arrival time
 here minus header.stamp (host time when the grab result was retrieved, the emulator has no
-camera clock). The time of one memcpy of a frame, measured in the same run, is the baseline:
-the ratio latency / memcpy is comparable across machines.
+camera clock); the `dds` columns are the part of it from the worker's DDS write (the message's
+source timestamp) to the callback here. The time of one memcpy of a frame, measured in the same
+run, is the baseline: the ratio latency / memcpy is comparable across machines.
 
     python -m bench.camera_throughput --seconds 5
 """
@@ -55,7 +56,8 @@ class Bench:
         self.probe = probe
         self._status_values = status_values
         self._lock = threading.Lock()
-        self.samples: list[tuple[int, int, int]] = []  # (stamp_ns, arrival_ns, width)
+        # (stamp_ns, written_ns, arrival_ns, width)
+        self.samples: list[tuple[int, int, int, int]] = []
         self._diag: tuple[float, dict[str, str]] | None = None
         image_qos = (QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
                                 reliability=ReliabilityPolicy.RELIABLE)
@@ -63,18 +65,18 @@ class Bench:
         probe.node.create_subscription(Image, '/camera/image_raw', self._on_image, image_qos)
         probe.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
 
-    def _on_image(self, msg) -> None:
+    def _on_image(self, msg, info: dict) -> None:
         arrival = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._lock:
-            self.samples.append((stamp, arrival, msg.width))
+            self.samples.append((stamp, info['source_timestamp'], arrival, msg.width))
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
             if status.name == '/camera':
                 self._diag = (time.monotonic(), self._status_values(status))
 
-    def take(self) -> list[tuple[int, int, int]]:
+    def take(self) -> list[tuple[int, int, int, int]]:
         with self._lock:
             samples, self.samples = self.samples, []
         return samples
@@ -93,7 +95,7 @@ class Bench:
         self.take()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(w == width for _, _, w in self.take()):
+            if any(sample[3] == width for sample in self.take()):
                 return True
             time.sleep(0.05)
         return False
@@ -115,11 +117,12 @@ class Bench:
         time.sleep(1.0)
         after = self.diagnostics()
         # Frames grabbed before this window (queued in a deep history) are not this run's.
-        samples = [s for s in self.take() if s[2] == width and s[0] >= started_ns]
+        samples = [s for s in self.take() if s[3] == width and s[0] >= started_ns]
         self.probe.change_state('/camera', 'activate')
         published = int(after['frames_published']) - int(before['frames_published'])
         skipped = int(after['camera_skipped']) - int(before['camera_skipped'])
-        latencies = [(arrival - stamp) / 1e6 for stamp, arrival, _ in samples]
+        latencies = [(arrival - stamp) / 1e6 for stamp, _, arrival, _ in samples]
+        in_dds = [(arrival - written) / 1e6 for _, written, arrival, _ in samples]
         span_s = (samples[-1][0] - samples[0][0]) / 1e9 if len(samples) > 1 else 0.0
         return {
             'published_fps': published / seconds,
@@ -129,6 +132,8 @@ class Bench:
             'dropped': published - len(samples) + skipped,
             'p50_ms': percentile(latencies, 0.5) if latencies else float('nan'),
             'p99_ms': percentile(latencies, 0.99) if latencies else float('nan'),
+            'dds_p50_ms': percentile(in_dds, 0.5) if in_dds else float('nan'),
+            'dds_p99_ms': percentile(in_dds, 0.99) if in_dds else float('nan'),
             'memcpy_ms': memcpy_ms(width * height),
         }
 
@@ -173,13 +178,15 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
                   f'size, {qos_name}, FASTDDS_DEFAULT_PROFILES_FILE='
                   f'{env["FASTDDS_DEFAULT_PROFILES_FILE"]}')
             print(f'{"size":>10} {"pub fps":>8} {"recv fps":>8} {"pub":>5} {"recv":>5} '
-                  f'{"drops":>5} {"p50 ms":>7} {"p99 ms":>7} {"memcpy ms":>9} '
+                  f'{"drops":>5} {"p50 ms":>7} {"p99 ms":>7} {"dds p50":>7} {"dds p99":>7} '
+                  f'{"memcpy ms":>9} '
                   f'{"p50/memcpy":>10} {"p99/memcpy":>10}')
             for width, height in sizes:
                 r = bench.run(width, height, args.seconds)
                 print(f'{width}x{height:<5} {r["published_fps"]:8.1f} {r["delivered_fps"]:8.1f} '
                       f'{r["published"]:5d} {r["received"]:5d} {r["dropped"]:5d} '
-                      f'{r["p50_ms"]:7.1f} {r["p99_ms"]:7.1f} {r["memcpy_ms"]:9.2f} '
+                      f'{r["p50_ms"]:7.1f} {r["p99_ms"]:7.1f} {r["dds_p50_ms"]:7.1f} '
+                      f'{r["dds_p99_ms"]:7.1f} {r["memcpy_ms"]:9.2f} '
                       f'{r["p50_ms"] / r["memcpy_ms"]:10.1f} {r["p99_ms"] / r["memcpy_ms"]:10.1f}',
                       flush=True)
         finally:

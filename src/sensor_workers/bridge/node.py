@@ -31,7 +31,6 @@ from std_srvs.srv import Trigger
 import uvicorn
 
 from sensor_workers import qos
-from sensor_workers.allocator import keep_large_buffers
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.app import create_app
 from sensor_workers.bridge.control import ServiceTimeout, ServiceUnavailable
@@ -346,7 +345,6 @@ def main(args: list[str] | None = None) -> None:
     # uvicorn owns SIGINT/SIGTERM while it serves and raises them again when it is done; our
     # handler covers the time before and after.
     profile = use_fastdds_profile()
-    keep_large_buffers()  # every image taken would otherwise fault in fresh pages
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = _StopRequest()
     for signum in (signal.SIGINT, signal.SIGTERM):

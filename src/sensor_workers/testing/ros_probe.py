@@ -136,8 +136,8 @@ class RosProbe:
     at p50 and lost none, also with a CPU hog per core. It also delivers every sample of a 1 kHz
     stream, where the multi-threaded one managed ~400 messages per second.
 
-    Like the bridge, it keeps freed multi-megabyte buffers for the next image (allocator.py):
-    a probe must not spend more per frame than the product's own subscriber does.
+    It keeps freed multi-megabyte buffers for the next image (allocator.py): taking 2448x2048
+    frames at 30 fps otherwise cost it 40 % of a core, mostly in page faults (12 % without).
     """
 
     def __init__(self, name: str = 'probe') -> None:

@@ -17,10 +17,6 @@ process for the next frame, so resident memory stays near its peak instead of sh
 """
 
 import ctypes
-import ctypes.util
-import logging
-
-log = logging.getLogger(__name__)
 
 # mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -34,11 +30,9 @@ TRIM_THRESHOLD_BYTES = 512 << 20
 
 def keep_large_buffers() -> bool:
     """Keep freed multi-megabyte blocks for reuse; False where glibc's mallopt is missing."""
-    name = ctypes.util.find_library('c')
     try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):
-        log.debug('no mallopt in %s: allocator left as it is', name)
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
+    except AttributeError:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int

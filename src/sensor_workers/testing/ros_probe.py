@@ -137,7 +137,7 @@ class RosProbe:
     stream, where the multi-threaded one managed ~400 messages per second.
 
     It keeps freed multi-megabyte buffers for the next image (allocator.py): taking 2448x2048
-    frames at 30 fps otherwise cost it 40 % of a core, mostly in page faults (12 % without).
+    frames at 30 fps otherwise cost it 40 % of a core, mostly page faults; 12 % with it.
     """
 
     def __init__(self, name: str = 'probe') -> None:

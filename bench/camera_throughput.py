@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,15 @@ def memcpy_ms(nbytes: int, repeats: int = 20) -> float:
     return statistics.median(times) * 1000
 
 
+class Sample(NamedTuple):
+    """One received image: grab stamp, DDS write (source timestamp), arrival here (ns)."""
+
+    stamp_ns: int
+    written_ns: int
+    arrival_ns: int
+    width: int
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -56,8 +66,7 @@ class Bench:
         self.probe = probe
         self._status_values = status_values
         self._lock = threading.Lock()
-        # (stamp_ns, written_ns, arrival_ns, width)
-        self.samples: list[tuple[int, int, int, int]] = []
+        self.samples: list[Sample] = []
         self._diag: tuple[float, dict[str, str]] | None = None
         image_qos = (QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
                                 reliability=ReliabilityPolicy.RELIABLE)
@@ -69,14 +78,14 @@ class Bench:
         arrival = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._lock:
-            self.samples.append((stamp, info['source_timestamp'], arrival, msg.width))
+            self.samples.append(Sample(stamp, info['source_timestamp'], arrival, msg.width))
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
             if status.name == '/camera':
                 self._diag = (time.monotonic(), self._status_values(status))
 
-    def take(self) -> list[tuple[int, int, int, int]]:
+    def take(self) -> list[Sample]:
         with self._lock:
             samples, self.samples = self.samples, []
         return samples
@@ -95,7 +104,7 @@ class Bench:
         self.take()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(sample[3] == width for sample in self.take()):
+            if any(sample.width == width for sample in self.take()):
                 return True
             time.sleep(0.05)
         return False
@@ -117,13 +126,13 @@ class Bench:
         time.sleep(1.0)
         after = self.diagnostics()
         # Frames grabbed before this window (queued in a deep history) are not this run's.
-        samples = [s for s in self.take() if s[3] == width and s[0] >= started_ns]
+        samples = [s for s in self.take() if s.width == width and s.stamp_ns >= started_ns]
         self.probe.change_state('/camera', 'activate')
         published = int(after['frames_published']) - int(before['frames_published'])
         skipped = int(after['camera_skipped']) - int(before['camera_skipped'])
-        latencies = [(arrival - stamp) / 1e6 for stamp, _, arrival, _ in samples]
-        in_dds = [(arrival - written) / 1e6 for _, written, arrival, _ in samples]
-        span_s = (samples[-1][0] - samples[0][0]) / 1e9 if len(samples) > 1 else 0.0
+        latencies = [(s.arrival_ns - s.stamp_ns) / 1e6 for s in samples]
+        in_dds = [(s.arrival_ns - s.written_ns) / 1e6 for s in samples]
+        span_s = (samples[-1].stamp_ns - samples[0].stamp_ns) / 1e9 if len(samples) > 1 else 0.0
         return {
             'published_fps': published / seconds,
             'delivered_fps': (len(samples) - 1) / span_s if span_s else 0.0,

@@ -62,10 +62,13 @@ class Stack:
     def wait_active(self, timeout: float = 60.0, not_pid: dict | None = None) -> None:
         def ready() -> bool:
             # From the manager's verdict: the bridge shows the heartbeats' view until its first
-            # /manager/device_states arrives, and the tests here check the manager's.
+            # /manager/device_states arrives, and the tests here check the manager's. The
+            # bridge's own heartbeat subscription may match a moment after the manager's latched
+            # states (seen: source 'manager', heartbeat_age_ms None), so wait for a beat too.
             devices = self.bridge.status()['devices']
             return all(devices[d]['source'] == 'manager' and devices[d]['state'] == 'active'
                        and devices[d]['up'] and devices[d]['rate_hz'] > 0
+                       and devices[d]['heartbeat_age_ms'] is not None
                        and devices[d]['pid'] != (not_pid or {}).get(d) for d in DEVICES)
 
         wait_until(ready, timeout, f'{DEVICES} active (says the manager) and beating',

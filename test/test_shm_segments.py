@@ -1,11 +1,15 @@
-"""Shared-memory segments of dead processes go; those of live ones and young ones stay."""
+"""Shared-memory files of dead processes go; those of live ones, young ones and busy ones stay."""
 
+from collections.abc import Iterator
+import ctypes
 import fcntl
 import os
 from pathlib import Path
 import time
 
-from sensor_workers.shm_segments import remove_dead_segments
+import pytest
+
+from sensor_workers.shm_segments import port_mutex, remove_dead_segments, remove_unheld_ports
 
 
 def segment(directory: Path, name: str, age_s: float) -> tuple[Path, Path]:
@@ -29,3 +33,32 @@ def test_only_segments_nobody_holds_are_removed(tmp_path):
         assert remove_dead_segments(tmp_path) == [dead[0]]
     assert not any(p.exists() for p in dead)
     assert all(p.exists() for p in (*live, *young, port))
+
+
+@pytest.fixture
+def port_names() -> Iterator[list[str]]:
+    """Names of made-up ports; their named mutexes (global POSIX semaphores) go afterwards."""
+    names = [f'fastrtps_port{n}' for n in range(64990, 64994)]
+    yield names
+    libc = ctypes.CDLL(None)
+    for name in names:
+        libc.sem_unlink(f'/{name}_mutex'.encode())
+
+
+def test_only_ports_nobody_listens_on_and_nobody_is_setting_up_are_removed(tmp_path,
+                                                                           port_names):
+    listened, departed, abandoned, busy = (tmp_path / name for name in port_names)
+    for port in (listened, departed, abandoned, busy):
+        port.write_bytes(b'\0' * 64)
+    for port in (listened, departed):
+        port.with_name(f'{port.name}_el').touch()
+    segment_data, _ = segment(tmp_path, '0123456789abcdef', age_s=60)
+    with listened.with_name(f'{listened.name}_el').open('rb') as listener, \
+            port_mutex(busy.name) as held_by_us:
+        fcntl.flock(listener, fcntl.LOCK_EX)  # what a live listener holds
+        assert held_by_us  # as Fast DDS holds it while it creates, opens or resets the port
+        assert remove_unheld_ports(tmp_path) == [departed, abandoned]
+    assert listened.exists() and listened.with_name(f'{listened.name}_el').exists()
+    assert not departed.exists() and not departed.with_name(f'{departed.name}_el').exists()
+    assert not abandoned.exists()
+    assert busy.exists() and segment_data.exists()

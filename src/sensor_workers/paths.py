@@ -5,6 +5,8 @@ from dataclasses import dataclass
 import os
 from pathlib import Path
 
+from sensor_workers.shm_segments import remove_unheld_ports
+
 PACKAGE = 'sensor_workers'
 _SOURCE_TREE_CONFIG = Path(__file__).resolve().parents[2] / 'config'
 
@@ -65,8 +67,11 @@ def use_fastdds_profile() -> FastDdsProfile:
     Call before `rclpy.init()`: Fast DDS reads the variables when it creates the first
     participant. Large images depend on the *publisher's* profile (measured: a standalone
     camera without one delivered 5-12 fps of 30 at 2448x2048), so no node of ours relies on its
-    caller to set it.
+    caller to set it. Shared-memory ports nobody listens on are removed first: this process may
+    get one's number, and would then keep the health-check timeout of whoever created it instead
+    of the profile's (shm_segments.py).
     """
+    remove_unheld_ports()
     os.environ.update(fastdds_profile_environment(os.environ))
     path = os.environ[FASTDDS_PROFILE_VARIABLES[0]]
     return FastDdsProfile(path, shipped=_same_file(path, fastdds_profile()))

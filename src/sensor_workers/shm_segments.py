@@ -1,24 +1,40 @@
-"""Remove the Fast DDS shared-memory segments that processes killed with SIGKILL left behind.
+"""Remove the Fast DDS shared-memory files that dead or departed processes left behind.
 
-Every participant maps a segment of its own, `/dev/shm/fastrtps_<16 hex>` (64 MB with our
-profile, plus 512 KB for the transport rmw_fastrtps adds), and holds an flock on its
+Segments. Every participant maps a segment of its own, `/dev/shm/fastrtps_<16 hex>` (64 MB with
+our profile, plus 512 KB for the transport rmw_fastrtps adds), and holds an flock on its
 `..._el` file while it lives. A process that exits cleanly removes both; a SIGKILLed one leaves
 them, ~70 MB a kill. An `_el` file nobody holds marks a segment of a dead process, as in
 `fastdds shm clean`.
 
-Ports (`fastrtps_port<N>`, 52 KB) are left alone: a restarted worker or a warm standby takes the
-freed participant id and opens the very same port a moment later (Fast DDS resets such a port
-in place), and a live writer may still map it; removing it would cut the two apart.
+Ports. A participant listens on ports `fastrtps_port<N>` (52 KB), holding `..._el` of each port
+while it lives; the numbers come back with the next participant that gets the same participant
+id (or unique-flow port), which opens the existing file. Fast DDS removes a port only when the
+last process that opened it closes it, so ports outlive their listeners whenever a writer of
+theirs was killed. Such a port is not just litter: it keeps the health-check timeout of the
+process that *created* it, and that timeout sets how long every other process stalls when it
+first sends to the port (docs/manager.md, "Fault isolation"). A port left by a process without
+our profile (1000 ms: 333 ms stalls) would silently undo the profile's 150 ms for the next
+process of ours that listens on it. `remove_unheld_ports()` removes the ports no live process
+listens on, under the port's own named mutex (the POSIX semaphore `sem.fastrtps_port<N>_mutex`
+Fast DDS holds while it creates, opens or resets a port), so a port being set up is never cut
+from its listener. A writer still mapping a removed port finds no listener there on its next
+send and opens the port anew, as it does when a listener dies.
 """
 
+from collections.abc import Iterator
+import contextlib
+import ctypes
+import errno
 import fcntl
 import logging
+import os
 from pathlib import Path
 import re
 import time
 
 SHM_DIR = Path('/dev/shm')
 _SEGMENT_LOCK = re.compile(r'^fastrtps_[0-9a-z]{16}_el$')
+_PORT = re.compile(r'^fastrtps_port\d+$')
 # A lock file this young may belong to a segment being created (file made, not yet locked).
 _MIN_AGE_S = 1.0
 log = logging.getLogger(__name__)
@@ -57,3 +73,61 @@ def held(lock: Path) -> bool:
         except BlockingIOError:
             return True
     return False
+
+
+def remove_unheld_ports(directory: Path = SHM_DIR) -> list[Path]:
+    """Remove every port no live process listens on; return the ports removed."""
+    removed = []
+    try:
+        ports = sorted(p for p in directory.iterdir() if _PORT.match(p.name))
+    except OSError:
+        return []
+    for port in ports:
+        with port_mutex(port.name) as locked:
+            if not locked:  # a process is creating, opening or resetting it right now
+                continue
+            lock = port.with_name(f'{port.name}_el')
+            try:
+                if lock.exists() and held(lock):
+                    continue
+                port.unlink(missing_ok=True)
+                lock.unlink(missing_ok=True)
+            except OSError as error:  # removed meanwhile, or not ours to remove
+                log.debug('%s: %s', port, error)
+                continue
+        removed.append(port)
+    if removed:
+        log.info('removed %d shared-memory ports nobody listened on', len(removed))
+    return removed
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
+_libc.sem_open.restype = ctypes.c_void_p
+_libc.sem_trywait.argtypes = _libc.sem_post.argtypes = _libc.sem_close.argtypes = [
+    ctypes.c_void_p]
+
+
+@contextlib.contextmanager
+def port_mutex(port: str) -> Iterator[bool]:
+    """Hold the named mutex of `port` if nobody holds it now; yield whether it is held.
+
+    Fast DDS's named mutex is a boost::interprocess::named_mutex: a POSIX semaphore of count 1,
+    `/dev/shm/sem.<port>_mutex`, created by whoever opens the port first and never removed.
+    """
+    semaphore = _libc.sem_open(f'/{port}_mutex'.encode(), os.O_CREAT, 0o644, 1)
+    if not semaphore:
+        log.debug('%s: sem_open failed: errno %d', port, ctypes.get_errno())
+        yield False
+        return
+    try:
+        acquired = _libc.sem_trywait(semaphore) == 0
+        if not acquired and ctypes.get_errno() != errno.EAGAIN:
+            log.debug('%s: sem_trywait failed: errno %d', port, ctypes.get_errno())
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                _libc.sem_post(semaphore)
+    finally:
+        _libc.sem_close(semaphore)

@@ -19,6 +19,7 @@ from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
 
 from sensor_workers.allocator import keep_large_buffers
+from sensor_workers.paths import use_fastdds_profile
 
 # A lifecycle request unanswered this long may have been lost (see RosProbe.change_state).
 LOST_REQUEST_S = 2.0
@@ -137,11 +138,15 @@ class RosProbe:
     stream, where the multi-threaded one managed ~400 messages per second.
 
     It keeps freed multi-megabyte buffers for the next image (allocator.py): taking 2448x2048
-    frames at 30 fps otherwise cost it 40 % of a core, mostly page faults; 12 % with it.
+    frames at 30 fps otherwise cost it 40 % of a core, mostly page faults; 12 % with it. Like
+    our nodes it loads our Fast DDS profile, or the user's, with what that takes
+    (`use_fastdds_profile()`), so what the workers' data meets here is what it meets at a
+    subscriber configured as the cell is.
     """
 
     def __init__(self, name: str = 'probe') -> None:
         keep_large_buffers()
+        use_fastdds_profile()
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = Node(name, context=self.context)

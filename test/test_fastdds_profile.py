@@ -8,12 +8,14 @@ import json
 from pathlib import Path
 import shutil
 import sys
+import time
 
 import pytest
 
 from sensor_workers import paths
 from sensor_workers.manager.process import WorkerSpec
 from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES, fastdds_profile_environment
+from sensor_workers.shm_segments import remove_unheld_ports
 from sensor_workers.testing.processes import ProcessGroup
 
 SHIPPED = str(paths.fastdds_profile())
@@ -87,3 +89,40 @@ def test_a_standalone_camera_node_delivers_2448x2048_at_full_rate_to_a_plain_sub
         group.stop_all()
     assert result['sizes'] == [[2448, 2048]]
     assert result['fps'] >= 28.5, result
+
+
+def _shm_listener_wakeups(pid: int) -> dict[str, int]:
+    """Voluntary context switches of each shared-memory listener thread of `pid`, by name."""
+    wakeups = {}
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        name = (task / 'comm').read_text().strip()
+        if name.startswith('dds.shm.') and name != 'dds.shm.wdog':
+            status = (task / 'status').read_text()
+            wakeups[name] = int(status.split('voluntary_ctxt_switches:')[1].split()[0])
+    return wakeups
+
+
+@pytest.mark.integration
+def test_every_shared_memory_port_a_process_listens_on_takes_the_short_health_check_step(
+        tmp_path, ros_env):
+    # An idle listener wakes once per step (a third of the port's healthy_check_timeout_ms), and
+    # a process sending to the port for the first time may sleep one step (docs/manager.md,
+    # "Fault isolation"): 50 ms with the shipped profile, 333 ms with Fast DDS's default. The
+    # port keeps the step of the transport that created it, so this also shows that no port is
+    # left to the shared-memory transport rmw_fastrtps adds for LOCALHOST.
+    # A plain rclpy process, which does not clear ports that earlier processes left (as ours do
+    # in use_fastdds_profile()): one could hand it a port with another process's timeout.
+    remove_unheld_ports()
+    group = ProcessGroup(tmp_path, ros_env)
+    try:
+        idle = group.start_python('idle', 'bench.shm_stall', 'listen')
+        idle.wait_for_output('^ready', timeout=30.0)
+        before = _shm_listener_wakeups(idle.pid)
+        time.sleep(1.0)
+        after = _shm_listener_wakeups(idle.pid)
+    finally:
+        group.stop_all()
+    # The participant's default port and the one of its ros_discovery_info reader.
+    assert len(before) == 2, before
+    woke = {name: after[name] - before[name] for name in before}
+    assert all(count >= 10 for count in woke.values()), f'wake-ups in 1 s: {woke}'

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import isolation, soak
+from bench import isolation, shm_stall, soak
 from bench.__main__ import summary_table, write_report
 
 pytestmark = pytest.mark.bench
@@ -107,3 +107,12 @@ def test_soak_runs(tmp_path: Path, capsys, own_environment):
     assert 'F/T samples lost' in out and 'manager events' in out, out
     assert (tmp_path / 'soak.md').exists() and (tmp_path / 'soak_rss.png').exists()
     assert code in (0, 1)  # the verdict depends on the machine's load; the run must complete
+
+
+@pytest.mark.integration
+def test_shm_stall_bench_runs(capsys, own_environment):
+    """One subscriber killed and restarted next to the publisher, with each set-up."""
+    assert shm_stall.main(['--kills', '1']) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith(('Fast DDS', 'shipped'))]
+    assert len(rows) == 2 and all(int(row[-4]) == 1 for row in rows), out

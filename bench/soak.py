@@ -16,6 +16,7 @@ Writes soak.md and soak_rss.png into bench/results/<date>/ (or --out).
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -419,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--tuned', action='store_true',
                         help="F/T worker with the manager's cpu_affinity/rt_priority settings")
     parser.add_argument('--out', type=Path, help='default: bench/results/<date>')
+    parser.add_argument('--keep', type=Path, default=None,
+                        help='write the process logs (cli, manager, workers, bridge) here')
     args = parser.parse_args(argv)
     minutes = args.seconds / 60.0 if args.seconds is not None else args.minutes
     if not 0 < minutes <= 24 * 60:
@@ -426,8 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     today = datetime.datetime.now(datetime.UTC)
     out = args.out or REPO / 'bench' / 'results' / f'{today:%Y-%m-%d}'
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix='soak_') as tmp:
-        soak = Soak(Path(tmp), minutes, args.kill_every, args.seed, args.tuned,
+    with contextlib.ExitStack() as stack:
+        if args.keep is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='soak_')))
+        else:
+            directory = args.keep
+            directory.mkdir(parents=True, exist_ok=True)
+        soak = Soak(directory, minutes, args.kill_every, args.seed, args.tuned,
                     not args.no_standby)
         try:
             result = soak.run()

@@ -1,8 +1,10 @@
 """Shared-memory files of dead processes go; those of live ones, young ones and busy ones stay."""
 
 from collections.abc import Iterator
+import contextlib
 import ctypes
 import fcntl
+import mmap
 import os
 from pathlib import Path
 import time
@@ -38,27 +40,31 @@ def test_only_segments_nobody_holds_are_removed(tmp_path):
 @pytest.fixture
 def port_names() -> Iterator[list[str]]:
     """Names of made-up ports; their named mutexes (global POSIX semaphores) go afterwards."""
-    names = [f'fastrtps_port{n}' for n in range(64990, 64994)]
+    names = [f'fastrtps_port{n}' for n in range(64990, 64995)]
     yield names
     libc = ctypes.CDLL(None)
     for name in names:
         libc.sem_unlink(f'/{name}_mutex'.encode())
 
 
-def test_only_ports_nobody_listens_on_and_nobody_is_setting_up_are_removed(tmp_path,
-                                                                           port_names):
-    listened, departed, abandoned, busy = (tmp_path / name for name in port_names)
-    for port in (listened, departed, abandoned, busy):
+def test_only_ports_nobody_listens_on_maps_or_sets_up_are_removed(tmp_path, port_names):
+    listened, departed, abandoned, busy, mapped = (tmp_path / name for name in port_names)
+    for port in (listened, departed, abandoned, busy, mapped):
         port.write_bytes(b'\0' * 64)
     for port in (listened, departed):
         port.with_name(f'{port.name}_el').touch()
     segment_data, _ = segment(tmp_path, '0123456789abcdef', age_s=60)
-    with listened.with_name(f'{listened.name}_el').open('rb') as listener, \
-            port_mutex(busy.name) as held_by_us:
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(listened.with_name(f'{listened.name}_el').open('rb'))
         fcntl.flock(listener, fcntl.LOCK_EX)  # what a live listener holds
-        assert held_by_us  # as Fast DDS holds it while it creates, opens or resets the port
+        # Fast DDS holds it while it creates, opens or resets the port.
+        assert stack.enter_context(port_mutex(busy.name))
+        # A writer that still maps a port would remove it by name when it closes it, and so a
+        # new port of that number too (shm_segments.remove_unheld_ports).
+        writer = stack.enter_context(mapped.open('r+b'))
+        stack.enter_context(mmap.mmap(writer.fileno(), 64))
         assert remove_unheld_ports(tmp_path) == [departed, abandoned]
     assert listened.exists() and listened.with_name(f'{listened.name}_el').exists()
     assert not departed.exists() and not departed.with_name(f'{departed.name}_el').exists()
     assert not abandoned.exists()
-    assert busy.exists() and segment_data.exists()
+    assert busy.exists() and mapped.exists() and segment_data.exists()

@@ -67,12 +67,17 @@ def use_fastdds_profile() -> FastDdsProfile:
     Call before `rclpy.init()`: Fast DDS reads the variables when it creates the first
     participant. Large images depend on the *publisher's* profile (measured: a standalone
     camera without one delivered 5-12 fps of 30 at 2448x2048), so no node of ours relies on its
-    caller to set it. Shared-memory ports nobody listens on are removed first: this process may
-    get one's number, and would then keep the health-check timeout of whoever created it instead
-    of the profile's (shm_segments.py).
+    caller to set it. Shared-memory ports nobody uses are removed first: this process may get
+    one's number, and would then keep the health-check timeout of whoever created it instead of
+    the profile's (shm_segments.py).
     """
     remove_unheld_ports()
     os.environ.update(fastdds_profile_environment(os.environ))
+    return fastdds_profile_in_use()
+
+
+def fastdds_profile_in_use() -> FastDdsProfile:
+    """Describe the profile this process loads (after `use_fastdds_profile()`)."""
     path = os.environ[FASTDDS_PROFILE_VARIABLES[0]]
     return FastDdsProfile(path, shipped=_same_file(path, fastdds_profile()))
 

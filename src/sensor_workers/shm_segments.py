@@ -14,11 +14,10 @@ theirs was killed. Such a port is not just litter: it keeps the health-check tim
 process that *created* it, and that timeout sets how long every other process stalls when it
 first sends to the port (docs/manager.md, "Fault isolation"). A port left by a process without
 our profile (1000 ms: 333 ms stalls) would silently undo the profile's 150 ms for the next
-process of ours that listens on it. `remove_unheld_ports()` removes the ports no live process
-listens on, under the port's own named mutex (the POSIX semaphore `sem.fastrtps_port<N>_mutex`
-Fast DDS holds while it creates, opens or resets a port), so a port being set up is never cut
-from its listener. A writer still mapping a removed port finds no listener there on its next
-send and opens the port anew, as it does when a listener dies.
+process of ours that listens on it. `remove_unheld_ports()` removes the ports that no live
+process listens on or maps, under the port's own named mutex (the POSIX semaphore
+`sem.fastrtps_port<N>_mutex` Fast DDS holds while it creates, opens or resets a port), so a port
+being set up is never cut from its listener.
 """
 
 from collections.abc import Iterator
@@ -76,29 +75,61 @@ def held(lock: Path) -> bool:
 
 
 def remove_unheld_ports(directory: Path = SHM_DIR) -> list[Path]:
-    """Remove every port no live process listens on; return the ports removed."""
-    removed = []
-    try:
-        ports = sorted(p for p in directory.iterdir() if _PORT.match(p.name))
-    except OSError:
-        return []
-    for port in ports:
-        with port_mutex(port.name) as locked:
-            if not locked:  # a process is creating, opening or resetting it right now
+    """Remove every port no live process listens on or maps; return the ports removed.
+
+    Not mapped, as well as not listened on: Fast DDS removes a port *by name* when the last
+    process that has it open closes it. Removing a port that a writer still maps let that
+    writer, later, remove the new port a live listener had created under the same name, and the
+    listener went deaf: in a 6-minute soak a camera worker never became active again (20 s),
+    with "Failed init_port fastrtps_port<N>: open_and_lock_file failed" from its peers.
+    """
+    with contextlib.ExitStack() as stack:
+        candidates = []
+        for port in _ports(directory):
+            lock = port.with_name(f'{port.name}_el')
+            if lock.exists() and held(lock):
                 continue
+            # Held from here to the removal: nobody opens (and maps) the port meanwhile.
+            if stack.enter_context(port_mutex(port.name)):
+                candidates.append(port)
+        mapped = _mapped_files()
+        removed = []
+        for port in candidates:
             lock = port.with_name(f'{port.name}_el')
             try:
-                if lock.exists() and held(lock):
+                if str(port) in mapped or (lock.exists() and held(lock)):
                     continue
                 port.unlink(missing_ok=True)
                 lock.unlink(missing_ok=True)
             except OSError as error:  # removed meanwhile, or not ours to remove
                 log.debug('%s: %s', port, error)
                 continue
-        removed.append(port)
+            removed.append(port)
     if removed:
         log.info('removed %d shared-memory ports nobody listened on', len(removed))
     return removed
+
+
+def _ports(directory: Path) -> list[Path]:
+    try:
+        return sorted(p for p in directory.iterdir() if _PORT.match(p.name))
+    except OSError:
+        return []
+
+
+def _mapped_files() -> set[str]:
+    """Return the paths of the files mapped by any process this user may inspect."""
+    mapped = set()
+    for maps in Path('/proc').glob('[0-9]*/maps'):
+        try:
+            text = maps.read_text(errors='replace')
+        except OSError:  # gone, or another user's (whose files we could not remove anyway)
+            continue
+        for line in text.splitlines():
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6:
+                mapped.add(fields[5].removesuffix(' (deleted)'))
+    return mapped
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -20,7 +20,7 @@ from sensor_workers.autostart import start_when_spinning
 from sensor_workers.heartbeat import Heartbeat
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
-from sensor_workers.paths import use_fastdds_profile
+from sensor_workers.paths import fastdds_profile_in_use, use_fastdds_profile
 from sensor_workers.publishing import LoopPublisher
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -98,7 +98,8 @@ def run_worker(
     """
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    profile = use_fastdds_profile()
+    # A warm standby (init=False) set up DDS before: its take-over must not pay for that again.
+    profile = use_fastdds_profile() if init else fastdds_profile_in_use()
     if init:
         rclpy.init(args=args)
     node = None

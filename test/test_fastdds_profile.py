@@ -7,6 +7,7 @@ environment, must still deliver full rate to a subscriber that has no profile ei
 import json
 from pathlib import Path
 import shutil
+import signal
 import sys
 import time
 
@@ -17,6 +18,7 @@ from sensor_workers.manager.process import WorkerSpec
 from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES, fastdds_profile_environment
 from sensor_workers.shm_segments import remove_unheld_ports
 from sensor_workers.testing.processes import ProcessGroup
+from sensor_workers.testing.waiting import wait_until
 
 SHIPPED = str(paths.fastdds_profile())
 FIRST, SECOND = FASTDDS_PROFILE_VARIABLES
@@ -126,3 +128,24 @@ def test_every_shared_memory_port_a_process_listens_on_takes_the_short_health_ch
     assert len(before) == 2, before
     woke = {name: after[name] - before[name] for name in before}
     assert all(count >= 10 for count in woke.values()), f'wake-ups in 1 s: {woke}'
+
+
+@pytest.mark.integration
+def test_a_killed_subscriber_is_unmatched_within_a_few_seconds(tmp_path, ros_env, probe):
+    # Until then every writer of its readers reopens their dead shared-memory port on every
+    # send (~6000 times a second in a worker), 20 s long with Fast DDS's default lease.
+    from std_msgs.msg import String
+
+    publisher = probe.publisher(String, '/shm_stall_probe')
+    group = ProcessGroup(tmp_path, ros_env)
+    try:
+        subscriber = group.start_python('subscriber', 'bench.shm_stall', 'listen')
+        wait_until(lambda: publisher.get_subscription_count() == 1, 30, 'subscriber matched')
+        subscriber.signal(signal.SIGKILL)
+        subscriber.popen.wait(5)
+        killed = time.monotonic()
+        wait_until(lambda: publisher.get_subscription_count() == 0, 20, 'subscriber unmatched')
+        unmatched_after = time.monotonic() - killed
+    finally:
+        group.stop_all()
+    assert unmatched_after < 6.0, f'unmatched {unmatched_after:.1f} s after the kill'

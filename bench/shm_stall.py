@@ -14,9 +14,9 @@ profile, in one run:
 
     python -m bench.shm_stall [--kills 20]
 
-Prints per set-up the kills after which a publish took over STALL_MS (about one in ten: it
-depends on where a kill falls between watchdog passes), and the slowest publish, also as a ratio
-to the baseline's when the baseline stalled.
+Prints per set-up the kills after which a publish took over STALL_MS (a few in twenty: it
+depends on where a kill falls between watchdog passes), the slowest publish, and the time the
+publisher stood still per kill, also as a ratio to the baseline's (n/a when it never stalled).
 """
 
 import argparse
@@ -90,8 +90,8 @@ def listen() -> int:
         rclpy.try_shutdown()
 
 
-def measure(profile: str | None, kills: int, directory: Path) -> list[float]:
-    """Return the slowest publish (ms) after each kill; `profile` None: Fast DDS's own."""
+def measure(profile: str | None, kills: int, directory: Path) -> list[list[float]]:
+    """Return the slow publishes (ms) after each kill; `profile` None: Fast DDS's own."""
     env = isolated_ros_environment()
     unset: tuple[str, ...] = ()
     if profile is None:
@@ -126,8 +126,7 @@ def measure(profile: str | None, kills: int, directory: Path) -> list[float]:
         remove_dead_segments()
         remove_unheld_ports()
     windows = zip(killed, [*killed[1:], killed[-1] + LIFE_S[1]], strict=True)
-    return [max((float(ms) for at, ms in stalls if start <= float(at) < end), default=0.0)
-            for start, end in windows]
+    return [[float(ms) for at, ms in stalls if start <= float(at) < end] for start, end in windows]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,12 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
           f'{args.kills} kills per set-up ({os.cpu_count()} CPUs, '
           f'load {os.getloadavg()[0]:.1f})')
     print(f'{"set-up":30} {"kills":>5} {f"stalled >{STALL_MS:.0f} ms":>16} '
-          f'{"slowest publish ms":>18} {"ratio":>7}')
-    baseline = max(results['Fast DDS defaults (baseline)'])
-    for name, slowest in results.items():
-        stalled = sum(1 for ms in slowest if ms > STALL_MS)
-        ratio = f'{max(slowest) / baseline:7.2f}' if baseline > STALL_MS else f'{"n/a":>7}'
-        print(f'{name:30} {len(slowest):5d} {stalled:16d} {max(slowest):18.1f} {ratio}')
+          f'{"slowest publish ms":>18} {"stalled ms per kill":>19} {"ratio":>7}')
+    baseline = None
+    for name, per_kill in results.items():
+        stalled = sum(1 for stalls in per_kill if stalls)
+        slowest = max((max(stalls) for stalls in per_kill if stalls), default=0.0)
+        mean = sum(sum(stalls) for stalls in per_kill) / len(per_kill)
+        baseline = mean if baseline is None else baseline
+        ratio = f'{mean / baseline:7.2f}' if baseline else f'{"n/a":>7}'
+        print(f'{name:30} {len(per_kill):5d} {stalled:16d} {slowest:18.1f} {mean:19.1f} {ratio}')
     return 0
 
 

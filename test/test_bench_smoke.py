@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import json
 import os
 from pathlib import Path
+import re
 
 import numpy as np
 import pytest
@@ -114,5 +115,6 @@ def test_shm_stall_bench_runs(capsys, own_environment):
     """One subscriber killed and restarted next to the publisher, with each set-up."""
     assert shm_stall.main(['--kills', '1']) == 0
     out = capsys.readouterr().out
-    rows = [line.split() for line in out.splitlines() if line.startswith(('Fast DDS', 'shipped'))]
-    assert len(rows) == 2 and all(int(row[-4]) == 1 for row in rows), out
+    rows = re.findall(r'^(Fast DDS defaults \(baseline\)|shipped profile) +1 +[01] ', out,
+                      re.MULTILINE)
+    assert rows == ['Fast DDS defaults (baseline)', 'shipped profile'], out

@@ -15,14 +15,12 @@ take a catch-up burst), and the failures the manager decided itself (`heartbeat_
 
 import argparse
 from collections.abc import Sequence
-import contextlib
 import importlib.util
 import os
 from pathlib import Path
 import signal
 import statistics
 import sys
-import tempfile
 import time
 
 from sensor_workers.testing.ros_env import apply_isolated_ros_environment
@@ -37,7 +35,7 @@ import yaml  # noqa: E402
 
 from sensor_workers import paths, qos  # noqa: E402
 from sensor_workers.diagnostics import latest_status, status_values  # noqa: E402
-from sensor_workers.testing.processes import ProcessGroup  # noqa: E402
+from sensor_workers.testing.processes import ProcessGroup, log_directory  # noqa: E402
 from sensor_workers.testing.ros_probe import Received, RosProbe, StreamStats  # noqa: E402
 from sensor_workers.testing.waiting import wait_until  # noqa: E402
 
@@ -170,12 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--keep', type=Path, default=None,
                         help='write the process logs (manager and workers) into this directory')
     args = parser.parse_args(argv)
-    with contextlib.ExitStack() as stack:
-        if args.keep is None:
-            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='recovery_')))
-        else:
-            directory = args.keep
-            directory.mkdir(parents=True, exist_ok=True)
+    with log_directory(args.keep, 'recovery_') as directory:
         bench = Bench(args.devices, directory, standby=not args.no_standby)
         try:
             results = bench.run(args.kills, args.seconds)

@@ -16,7 +16,6 @@ Writes soak.md and soak_rss.png into bench/results/<date>/ (or --out).
 """
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
@@ -25,7 +24,6 @@ import random
 import re
 import statistics
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -429,12 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     today = datetime.datetime.now(datetime.UTC)
     out = args.out or REPO / 'bench' / 'results' / f'{today:%Y-%m-%d}'
     out.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        if args.keep is None:
-            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='soak_')))
-        else:
-            directory = args.keep
-            directory.mkdir(parents=True, exist_ok=True)
+    from sensor_workers.testing.processes import log_directory
+
+    with log_directory(args.keep, 'soak_') as directory:
         soak = Soak(directory, minutes, args.kill_every, args.seed, args.tuned,
                     not args.no_standby)
         try:

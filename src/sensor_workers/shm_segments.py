@@ -54,13 +54,11 @@ def remove_dead_segments(directory: Path = SHM_DIR) -> list[Path]:
         try:
             if time.time() - lock.stat().st_mtime < _MIN_AGE_S or held(lock):
                 continue
-            segment = lock.with_name(lock.name.removesuffix('_el'))
-            segment.unlink(missing_ok=True)
-            lock.unlink(missing_ok=True)
-        except OSError as error:  # removed meanwhile, or not ours to remove
-            log.debug('%s: %s', lock, error)
+        except OSError:  # removed meanwhile
             continue
-        removed.append(segment)
+        segment = lock.with_name(lock.name.removesuffix('_el'))
+        if _unlink(segment, lock):
+            removed.append(segment)
     return removed
 
 
@@ -99,15 +97,24 @@ def remove_unheld_ports(directory: Path = SHM_DIR) -> list[Path]:
             try:
                 if str(port) in mapped or (lock.exists() and held(lock)):
                     continue
-                port.unlink(missing_ok=True)
-                lock.unlink(missing_ok=True)
-            except OSError as error:  # removed meanwhile, or not ours to remove
-                log.debug('%s: %s', port, error)
+            except OSError:  # removed meanwhile
                 continue
-            removed.append(port)
+            if _unlink(port, lock):
+                removed.append(port)
     if removed:
         log.info('removed %d shared-memory ports nobody listened on', len(removed))
     return removed
+
+
+def _unlink(data: Path, lock: Path) -> bool:
+    """Remove a shared-memory file and its `_el` lock; False if that was not ours to do."""
+    try:
+        data.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+    except OSError as error:
+        log.debug('%s: %s', data, error)
+        return False
+    return True
 
 
 def _ports(directory: Path) -> list[Path]:

@@ -1,6 +1,7 @@
 """Start processes, wait for what they print, and make sure they are gone afterwards."""
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+import contextlib
 import ctypes
 import logging
 import os
@@ -9,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -39,6 +41,17 @@ def live_descendants() -> list[psutil.Process]:
         except (psutil.NoSuchProcess, ChildProcessError):
             continue
     return alive
+
+
+@contextlib.contextmanager
+def log_directory(keep: Path | None, prefix: str) -> Iterator[Path]:
+    """Yield `keep` (made if missing), where logs outlive the run, or else a temporary one."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        yield Path(directory)
 
 
 class ManagedProcess:

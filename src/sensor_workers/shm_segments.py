@@ -151,7 +151,8 @@ def port_mutex(port: str) -> Iterator[bool]:
     """Hold the named mutex of `port` if nobody holds it now; yield whether it is held.
 
     Fast DDS's named mutex is a boost::interprocess::named_mutex: a POSIX semaphore of count 1,
-    `/dev/shm/sem.<port>_mutex`, created by whoever opens the port first and never removed.
+    `/dev/shm/sem.<port>_mutex`, made by whoever opens the port first and removed with the port
+    by the last process that closes it. One made here stays (Fast DDS may be about to use it).
     """
     semaphore = _libc.sem_open(f'/{port}_mutex'.encode(), os.O_CREAT, 0o644, 1)
     if not semaphore:

@@ -116,3 +116,14 @@ def test_parse_thread_stat_with_spaces_in_the_name():
             '250 17 0 0 20 0 16 0 12345 1000000 2000 18446744073709551615')
     sample = parse_thread_stat(text)
     assert sample == ThreadSample('S', 267)
+
+
+def test_a_blocked_loop_names_the_kernel_function_it_waits_in():
+    text = '1234 (ft) D 1 1234 1234 0 -1 4194560 100 0 0 0 250 17 0 0 20 0 16 0 1 1 1 1'
+    assert parse_thread_stat(text, '0').wait_channel == ''  # waiting in none
+    blocked = parse_thread_stat(text, 'rwsem_down_read_slowpath')
+    liveness = beating(until=5.0)
+    assert liveness.judge(5.5, 0.0, blocked).reason == (
+        'loop thread blocked (state D in rwsem_down_read_slowpath)')
+    assert liveness.judge(7.5, 0.0, blocked).reason == (
+        'loop silent, thread state D in rwsem_down_read_slowpath')

@@ -49,6 +49,12 @@ class ThreadSample:
     state: str
     # utime + stime in clock ticks.
     cpu_ticks: int
+    # The kernel function a sleeping thread waits in (/proc/.../wchan), '' when unknown.
+    wait_channel: str = ''
+
+    def describe(self) -> str:
+        return f'state {self.state} in {self.wait_channel}' if self.wait_channel else \
+            f'state {self.state}'
 
 
 @dataclass(frozen=True)
@@ -108,18 +114,22 @@ class Liveness:
         if thread.state in ('T', 't'):
             return Judgement(Verdict.MISSED, silence, 'process stopped')
         if silence > self.config.grace_s:
-            return Judgement(Verdict.MISSED, silence, f'loop silent, thread state {thread.state}')
+            return Judgement(Verdict.MISSED, silence, f'loop silent, thread {thread.describe()}')
         if thread.state == 'R':
             if self._silent_cpu_ticks is None:
                 self._silent_cpu_ticks = thread.cpu_ticks
             if thread.cpu_ticks > self._silent_cpu_ticks:
                 return Judgement(Verdict.MISSED, silence, 'loop busy without beating')
             return Judgement(Verdict.LATE, silence, 'loop thread starved of CPU')
-        return Judgement(Verdict.LATE, silence, f'loop thread blocked (state {thread.state})')
+        return Judgement(Verdict.LATE, silence, f'loop thread blocked ({thread.describe()})')
 
 
-def parse_thread_stat(text: str) -> ThreadSample:
-    """Parse /proc/<pid>/task/<tid>/stat (the name, in parentheses, may contain spaces)."""
+def parse_thread_stat(text: str, wchan: str = '') -> ThreadSample:
+    """Parse /proc/<pid>/task/<tid>/stat (the name, in parentheses, may contain spaces).
+
+    `wchan`: that thread's /proc/.../wchan ('0' when it waits in none).
+    """
     fields = text.rpartition(')')[2].split()
     # After the name: state is field 3; utime and stime are fields 14 and 15 (1-based).
-    return ThreadSample(state=fields[0], cpu_ticks=int(fields[11]) + int(fields[12]))
+    return ThreadSample(state=fields[0], cpu_ticks=int(fields[11]) + int(fields[12]),
+                        wait_channel='' if wchan.strip() == '0' else wchan.strip())

@@ -634,11 +634,16 @@ class ManagerNode(LifecycleNode):
         """Sample the worker's loop thread (its main thread before the first beat)."""
         pid = device.pid
         tid = device.liveness.loop_tid if device.liveness is not None else 0
+        task = Path(f'/proc/{pid}/task/{tid or pid}')
         try:
-            text = Path(f'/proc/{pid}/task/{tid or pid}/stat').read_text()
+            text = (task / 'stat').read_text()
         except OSError:
             return None
-        return parse_thread_stat(text)
+        try:
+            wchan = (task / 'wchan').read_text()
+        except OSError:  # it ended meanwhile; what stat said stands
+            wchan = ''
+        return parse_thread_stat(text, wchan)
 
     def _watch(self, device: Device, now: float, tick_late_s: float) -> None:
         if device.policy.phase is not DeviceState.ACTIVE or device.liveness is None:

@@ -40,19 +40,26 @@ def test_only_segments_nobody_holds_are_removed(tmp_path):
 @pytest.fixture
 def port_names() -> Iterator[list[str]]:
     """Names of made-up ports; their named mutexes (global POSIX semaphores) go afterwards."""
-    names = [f'fastrtps_port{n}' for n in range(64990, 64995)]
+    names = [f'fastrtps_port{n}' for n in range(64990, 64996)]
     yield names
     libc = ctypes.CDLL(None)
     for name in names:
         libc.sem_unlink(f'/{name}_mutex'.encode())
 
 
+def mutex_exists(port: Path) -> bool:
+    return Path(f'/dev/shm/sem.{port.name}_mutex').exists()
+
+
 def test_only_ports_nobody_listens_on_maps_or_sets_up_are_removed(tmp_path, port_names):
-    listened, departed, abandoned, busy, mapped = (tmp_path / name for name in port_names)
+    listened, departed, abandoned, busy, mapped, mutex_only = (tmp_path / n for n in port_names)
     for port in (listened, departed, abandoned, busy, mapped):
         port.write_bytes(b'\0' * 64)
     for port in (listened, departed):
         port.with_name(f'{port.name}_el').touch()
+    # A named mutex whose port is gone (as the scan of /dev/shm finds them).
+    with port_mutex(mutex_only.name):
+        (tmp_path / f'sem.{mutex_only.name}_mutex').touch()
     segment_data, _ = segment(tmp_path, '0123456789abcdef', age_s=60)
     with contextlib.ExitStack() as stack:
         listener = stack.enter_context(listened.with_name(f'{listened.name}_el').open('rb'))
@@ -63,8 +70,11 @@ def test_only_ports_nobody_listens_on_maps_or_sets_up_are_removed(tmp_path, port
         # new port of that number too (shm_segments.remove_unheld_ports).
         writer = stack.enter_context(mapped.open('r+b'))
         stack.enter_context(mmap.mmap(writer.fileno(), 64))
-        assert remove_unheld_ports(tmp_path) == [departed, abandoned]
+        assert remove_unheld_ports(tmp_path) == [departed, abandoned, mutex_only]
     assert listened.exists() and listened.with_name(f'{listened.name}_el').exists()
     assert not departed.exists() and not departed.with_name(f'{departed.name}_el').exists()
     assert not abandoned.exists()
     assert busy.exists() and mapped.exists() and segment_data.exists()
+    # Removed with their ports, as Fast DDS removes them; the others' stay.
+    assert not any(mutex_exists(p) for p in (departed, abandoned, mutex_only))
+    assert mutex_exists(busy) and mutex_exists(mapped)

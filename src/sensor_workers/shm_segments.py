@@ -34,6 +34,7 @@ import time
 SHM_DIR = Path('/dev/shm')
 _SEGMENT_LOCK = re.compile(r'^fastrtps_[0-9a-z]{16}_el$')
 _PORT = re.compile(r'^fastrtps_port\d+$')
+_PORT_MUTEX = re.compile(r'^sem\.(fastrtps_port\d+)_mutex$')
 # A lock file this young may belong to a segment being created (file made, not yet locked).
 _MIN_AGE_S = 1.0
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def held(lock: Path) -> bool:
 
 
 def remove_unheld_ports(directory: Path = SHM_DIR) -> list[Path]:
-    """Remove every port no live process listens on or maps; return the ports removed.
+    """Remove every port no live process listens on or maps, with its named mutex; return them.
 
     Not mapped, as well as not listened on: Fast DDS removes a port *by name* when the last
     process that has it open closes it. Removing a port that a writer still maps let that
@@ -100,6 +101,8 @@ def remove_unheld_ports(directory: Path = SHM_DIR) -> list[Path]:
             except OSError:  # removed meanwhile
                 continue
             if _unlink(port, lock):
+                # Its mutex goes too, while held, as Fast DDS removes it with a port it closes.
+                _libc.sem_unlink(f'/{port.name}_mutex'.encode())
                 removed.append(port)
     if removed:
         log.info('removed %d shared-memory ports nobody listened on', len(removed))
@@ -118,10 +121,14 @@ def _unlink(data: Path, lock: Path) -> bool:
 
 
 def _ports(directory: Path) -> list[Path]:
+    """Return the ports in `directory`, and those of which only the named mutex is left."""
     try:
-        return sorted(p for p in directory.iterdir() if _PORT.match(p.name))
+        names = [p.name for p in directory.iterdir()]
     except OSError:
         return []
+    ports = {name for name in names if _PORT.match(name)}
+    ports.update(m.group(1) for m in map(_PORT_MUTEX.match, names) if m)
+    return [directory / name for name in sorted(ports)]
 
 
 def _mapped_files() -> set[str]:
@@ -144,6 +151,7 @@ _libc.sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.
 _libc.sem_open.restype = ctypes.c_void_p
 _libc.sem_trywait.argtypes = _libc.sem_post.argtypes = _libc.sem_close.argtypes = [
     ctypes.c_void_p]
+_libc.sem_unlink.argtypes = [ctypes.c_char_p]
 
 
 @contextlib.contextmanager
@@ -152,7 +160,7 @@ def port_mutex(port: str) -> Iterator[bool]:
 
     Fast DDS's named mutex is a boost::interprocess::named_mutex: a POSIX semaphore of count 1,
     `/dev/shm/sem.<port>_mutex`, made by whoever opens the port first and removed with the port
-    by the last process that closes it. One made here stays (Fast DDS may be about to use it).
+    by the last process that closes it (and by `remove_unheld_ports()`).
     """
     semaphore = _libc.sem_open(f'/{port}_mutex'.encode(), os.O_CREAT, 0o644, 1)
     if not semaphore:

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from sensor_workers.shm_segments import remove_dead_segments, remove_unheld_ports
 from sensor_workers.testing.memory import MemoryWatch
 from sensor_workers.testing.processes import ProcessGroup, become_subreaper, live_descendants
 from sensor_workers.testing.ros_env import apply_isolated_ros_environment
@@ -63,11 +64,17 @@ _orphans_key = pytest.StashKey[str]()
 
 
 def _clean_shared_memory() -> None:
-    """Remove Fast DDS segments of dead processes (SIGKILLed workers leave them in /dev/shm)."""
+    """Remove Fast DDS segments of dead processes (SIGKILLed workers leave them in /dev/shm).
+
+    `fastdds shm clean` leaves the ports (and their mutexes) that a killed process kept open
+    after their listener had gone; shm_segments removes those too.
+    """
     fastdds = Path(sys.executable).with_name('fastdds')
     if fastdds.exists() and shutil.which('python3'):
         subprocess.run([str(fastdds), 'shm', 'clean'], capture_output=True, timeout=30,
                        check=False)
+    remove_dead_segments()
+    remove_unheld_ports()
 
 
 @pytest.fixture(scope='session')

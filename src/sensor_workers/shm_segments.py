@@ -91,7 +91,8 @@ def remove_unheld_ports(directory: Path = SHM_DIR) -> list[Path]:
             # Held from here to the removal: nobody opens (and maps) the port meanwhile.
             if stack.enter_context(port_mutex(port.name)):
                 candidates.append(port)
-        mapped = _mapped_files()
+        # Reading every process's maps is the costly part: only when some port has no listener.
+        mapped = _mapped_files() if candidates else set()
         removed = []
         for port in candidates:
             lock = port.with_name(f'{port.name}_el')

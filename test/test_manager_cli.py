@@ -1,10 +1,12 @@
 """`sensor-workers up` and `sensor-workers status` as a user runs them."""
 
+import os
 import signal
 import socket
 import sys
 import time
 
+import httpx
 from manager_helpers import descendants, gone, write_config
 import psutil
 import pytest
@@ -61,6 +63,76 @@ def test_up_runs_the_simulated_sensor_as_a_device_that_outlives_its_worker(procs
     up.signal(signal.SIGINT)
     assert up.popen.wait(20) == 0, up.tail()
     wait_until(lambda: gone([sim]), 5, 'the simulator stopped with up')
+
+
+def _health(port: int) -> int:
+    try:
+        return httpx.get(f'http://127.0.0.1:{port}/health', timeout=1).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _active_worker(up_pid: int) -> int | None:
+    """Return the PID of the F/T worker (not its warm standby), or None."""
+    return next((p.pid for p in descendants(up_pid)
+                 if 'sensor_workers.ft.node' in ' '.join(p.cmdline())
+                 and 'standby' not in ' '.join(p.cmdline())), None)
+
+
+def test_up_restarts_a_killed_bridge_and_leaves_the_workers_alone(procs, tmp_path):
+    port = free_port()
+    config = write_config(tmp_path, {'devices': ['ft']},
+                          {'bridge': {'host': '127.0.0.1', 'port': port}})
+    up = procs.start('up', [sys.executable, '-m', 'sensor_workers.cli', 'up',
+                            '--config', str(config)])
+    first = int(up.wait_for_output(r'bridge pid (\d+)', timeout=20).group(1))
+    up.wait_for_output(r'\[manager\]: ft: active', timeout=60)
+    wait_until(lambda: _health(port) == 200, 30, 'the bridge answers /health')
+    worker = _active_worker(up.pid)
+    assert worker is not None
+
+    for kill in range(2):  # the second kill: the restart after a restart works too
+        bridge = psutil.Process(first)
+        os.kill(first, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda b=bridge: gone([b]), 5, 'the killed bridge is gone')
+        wait_until(lambda: _health(port) == 200, 5, '/health answers again')
+        print(f'kill {kill + 1}: /health answered {time.monotonic() - killed:.2f} s after '
+              'the kill -9 of the bridge')
+        match = up.wait_for_output(rf'bridge: active again \(restart {kill + 1}\) '
+                                   r'\(pid (\d+)\)', timeout=5)
+        first = int(match.group(1))
+
+    assert 'bridge: exited with code -9; restarting in ' in up.output()
+    assert _active_worker(up.pid) == worker, 'the worker was restarted'
+    assert up.output().count('[manager]: ft: active') == 1, up.tail()
+    up.signal(signal.SIGINT)
+    assert up.popen.wait(20) == 0, up.tail()
+
+
+def test_split_cell_up_without_bridge_and_the_bridge_alone(procs, tmp_path):
+    port = free_port()
+    config = write_config(tmp_path, {'devices': ['ft']},
+                          {'bridge': {'host': '127.0.0.1', 'port': port}})
+    cell = procs.start('up', [sys.executable, '-m', 'sensor_workers.cli', 'up', '--no-bridge',
+                              '--config', str(config)])
+    cell.wait_for_output(r'bridge: not started here \(--no-bridge\)', timeout=20)
+    cell.wait_for_output(r'\[manager\]: ft: active', timeout=60)
+    assert not any('sensor_workers.bridge' in ' '.join(p.cmdline())
+                   for p in descendants(cell.pid))
+    bridge = procs.start('bridge', [sys.executable, '-m', 'sensor_workers.cli', 'bridge',
+                                    '--config', str(config)])
+    bridge.wait_for_output(rf'bridge pid \d+: http://127.0.0.1:{port}/', timeout=20)
+
+    def ft_active() -> bool:
+        answer = httpx.get(f'http://127.0.0.1:{port}/status', timeout=1).json()
+        return answer['devices']['ft']['state'] == 'active'
+
+    wait_until(ft_active, 30, "the bridge shows the other process's ft worker active",
+               tolerate=(httpx.HTTPError, KeyError))
+    for process in (bridge, cell):
+        process.signal(signal.SIGINT)
+        assert process.popen.wait(20) == 0, process.tail()
 
 
 def test_status_says_clearly_when_the_bridge_is_not_running(procs, tmp_path):

@@ -1,4 +1,4 @@
-"""launch_testing: sim.launch.py brings up the cell; data flows; a killed worker returns.
+"""launch_testing: sim.launch.py brings up the cell; data flows; a killed worker or bridge returns.
 
 Runs where ROS 2's launch_testing is installed (a colcon workspace: `colcon test`, or
 `launch_test test/test_sim_launch.py`); launch_testing's pytest plugin needs pytest < 8.4.
@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 
+import psutil
 import pytest
 
 pytest.importorskip(
@@ -117,6 +118,28 @@ class TestSimCell(unittest.TestCase):
         images = self.images.count
         self.assertTrue(self.images.wait_for_more(images + 5, RESTART_TIMEOUT_S),
                         'no image after the F/T worker restarted')
+
+    def test_3_killed_bridge_comes_back_alone(self) -> None:
+        ft = self._wait_active('ft', FLOW_TIMEOUT_S)
+        bridge = _bridge_process()
+        self.assertIsNotNone(bridge, 'no bridge process under the launch')
+        bridge.kill()
+        bridge.wait(5)
+        deadline = time.monotonic() + RESTART_TIMEOUT_S
+        while (respawned := _bridge_process()) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIsNotNone(respawned, 'the bridge was not respawned')
+        self.assertNotEqual(respawned.pid, bridge.pid)
+        # The workers are the manager's: a dead bridge restarts none of them.
+        self.assertEqual(self._wait_active('ft', FLOW_TIMEOUT_S)['pid'], ft['pid'])
+
+
+def _bridge_process() -> psutil.Process | None:
+    """Return the bridge the launch (in this process) started, if it runs."""
+    for child in psutil.Process().children():
+        if '__node:=bridge' in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+            return child
+    return None
 
 
 @launch_testing.post_shutdown_test()

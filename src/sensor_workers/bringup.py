@@ -10,6 +10,7 @@ the user set one: the user's profile always wins (and our nodes load ours themse
 The manager spawns and supervises the workers itself (restarts with backoff, degraded marking),
 so no launch `respawn` is set on top of it: two supervisors would fight over the same device.
 When the manager exits, the launch shuts down (the bridge alone would only report stale data).
+The bridge is respawned when it dies (as `sensor-workers up` does); the workers are untouched.
 Every process started here dies with the launch process, however it ends (lifetime.py), and
 nothing starts when an executable to be started is not installed (launch_requirements.py).
 """
@@ -45,6 +46,9 @@ LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal']
 # default) to stop its workers, the bridge up to ~3 s to close its clients and server; a loaded
 # machine (or a slow ROS shutdown) needs headroom beyond launch's default 5 s.
 SIGTERM_TIMEOUT_S = '10'
+# A dead bridge comes back after this; launch has no backoff, and a bridge that cannot start
+# (a port in use) then retries once a second instead of spinning.
+BRIDGE_RESPAWN_DELAY_S = 1.0
 DEFAULT_FRAMES = {'camera': 'camera_optical_frame', 'ft': 'ft_sensor'}
 
 
@@ -127,7 +131,8 @@ def _nodes(context: LaunchContext) -> list:
             parameters=bridge_parameter_list(
                 config, LaunchConfiguration('bridge_host').perform(context),
                 LaunchConfiguration('bridge_port').perform(context)),
-            ros_arguments=_log_level('bridge', level),
+            ros_arguments=_log_level('bridge', level), respawn=True,
+            respawn_delay=BRIDGE_RESPAWN_DELAY_S,
             additional_env=lifetime.child_environment(), sigterm_timeout=SIGTERM_TIMEOUT_S)))
     if switched_on('static_tf'):
         extras.append((Executable('tf2_ros', 'static_transform_publisher', 'static_tf'), Node(

@@ -131,6 +131,11 @@ def test_malformed_oversized_and_unknown_requests(bridge):
         assert await close_code(bridge.ws('/ws/image', format='png')) == 4400
         assert await close_code(bridge.ws('/ws/wrench', extra=1)) == 4400
         assert await close_code(bridge.ws('/ws/wrench'), send='{"max_fps": 5}') == 4400
+        assert await close_code(bridge.ws('/ws/events', log_level='verbose')) == 4400
+        assert await close_code(bridge.ws('/ws/events', max_fps=5)) == 4400
+        assert await close_code(bridge.ws('/ws/events'), send='{"log_level": 3}') == 4400
+        assert await close_code(bridge.ws('/ws/events', log_level='info'),
+                                send='{"log_level": "error"}', timeout=0.5) is None
 
     asyncio.run(run())
 

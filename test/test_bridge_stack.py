@@ -277,6 +277,24 @@ def test_restart_through_http(stack):
 @needs_ft
 def test_killed_worker_shows_down_and_its_stream_resumes(stack):
     pid = stack.device('ft')['pid']
+    logs: dict[str, list[tuple[float, dict]]] = {'warn': [], 'info': []}
+
+    async def collect_logs(level: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
+        import json
+
+        from websockets.asyncio.client import connect
+
+        query = {} if level == 'warn' else {'log_level': level}  # warn is the default
+        async with connect(stack.bridge.ws('/ws/events', **query)) as events:
+            assert json.loads(await events.recv())['type'] == 'device_states'
+            ready.set()
+            while not stop.is_set():
+                try:
+                    message = json.loads(await asyncio.wait_for(events.recv(), 0.2))
+                except TimeoutError:
+                    continue
+                if message['type'] == 'log':
+                    logs[level].append((time.monotonic(), message))
 
     async def run():
         import json
@@ -286,6 +304,7 @@ def test_killed_worker_shows_down_and_its_stream_resumes(stack):
         async with connect(stack.bridge.ws('/ws/events')) as events:
             assert json.loads(await events.recv())['type'] == 'device_states'
             os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
             seen_down, kinds = False, set()
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
@@ -297,7 +316,7 @@ def test_killed_worker_shows_down_and_its_stream_resumes(stack):
                         break
                 elif message['type'] == 'event' and message['name'] == 'ft':
                     kinds.add(message['event'])
-            return seen_down, kinds
+            return seen_down, kinds, killed
 
     def down() -> bool:
         device = stack.device('ft')
@@ -306,15 +325,39 @@ def test_killed_worker_shows_down_and_its_stream_resumes(stack):
     loop_result: dict = {}
 
     async def both():
+        stop = asyncio.Event()
+        readers = []
+        for level in logs:
+            ready = asyncio.Event()
+            readers.append(asyncio.create_task(collect_logs(level, ready, stop)))
+            await asyncio.wait_for(ready.wait(), 10)
         task = asyncio.create_task(run())
         loop_result['down'] = await asyncio.to_thread(
             wait_until, down, 15, 'ft down', 0.02, NOT_YET)
         loop_result['events'] = await task
+        stop.set()
+        await asyncio.gather(*readers)
 
     asyncio.run(both())
-    seen_down, kinds = loop_result['events']
+    seen_down, kinds, killed = loop_result['events']
     assert loop_result['down'] and seen_down
     assert kinds & {'exited', 'heartbeat_missed', 'restarting'}, kinds
+
+    # The manager's log reached the web clients, each at its level.
+    def about_the_kill(level: str, text: str) -> list[float]:
+        return [at - killed for at, line in logs[level] if line['node'] == 'manager'
+                and line['text'].startswith(f'ft: {text}') and at >= killed]
+
+    warned = about_the_kill('warn', 'restarting: ')
+    assert warned and warned[0] < 3.0, logs['warn']
+    print(f"the manager's warning reached /ws/events {warned[0] * 1000:.0f} ms after the kill")
+    assert about_the_kill('info', f'pid {pid} exited with code -9'), logs['info']
+    assert not about_the_kill('warn', f'pid {pid} exited'), 'an info line at warn level'
+    assert all(line['level'] in ('warn', 'error', 'fatal') for _, line in logs['warn'])
+    assert set(logs['info'][0][1]) == {'type', 'node', 'level', 'text', 'stamp_ns'}
+    manager_lines = stack.bridge.status()['logs']['manager']['lines']
+    assert any(line['text'].startswith('ft: restarting: ') for line in manager_lines)
+
     stack.wait_active(not_pid={'ft': pid})
     stream = asyncio.run(receive(stack.bridge.ws('/ws/wrench'), 1.0, warmup=0.3))
     assert stream.samples > 100

@@ -12,6 +12,7 @@ import simplejpeg
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.control import InvalidRequest, check_parameter_body, coerce
 from sensor_workers.bridge.devices import DeviceTable
+from sensor_workers.bridge.logs import MAX_TEXT_CHARS, LogBook, LogLine, level_name, level_number
 from sensor_workers.bridge.node import listen_socket
 from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
 from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
@@ -250,3 +251,40 @@ def test_listening_socket_gives_accepted_sockets_tcp_nodelay():
         accepted, _ = server.accept()
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_log_book_takes_the_watched_nodes_lines_from_info_up():
+    book = LogBook(('ft', 'manager'), rate_per_node=10.0, burst=5, history=3)
+    assert book.take('ft.sim', 30, 'port closed', 7, now=0.0) == LogLine('ft', 'warn',
+                                                                         'port closed', 7)
+    assert book.take('bridge', 40, 'not watched', 1, now=0.0) is None
+    assert book.take('ftx', 40, 'a prefix is not a child', 1, now=0.0) is None
+    assert book.take('manager', 10, 'debug never', 1, now=0.0) is None
+    assert book.take('manager', 25, 'between levels', 1, now=0.0).level == 'info'
+    assert book.take('manager', 60, 'above fatal', 1, now=0.0).level == 'fatal'
+    assert book.take('ft', 20, 'x' * 5000, 1, now=0.0).text == 'x' * MAX_TEXT_CHARS
+    assert LogLine('ft', 'error', 'e', 3).event() == {
+        'type': 'log', 'node': 'ft', 'level': 'error', 'text': 'e', 'stamp_ns': 3}
+
+
+def test_log_book_limits_each_node_and_counts_what_it_drops():
+    drops = []
+    book = LogBook(('ft', 'manager'), rate_per_node=10.0, burst=5, history=3,
+                   count_drop=lambda: drops.append(1))
+    taken = [book.take('ft', 30, f'line {i}', i, now=0.0) for i in range(8)]
+    assert sum(line is not None for line in taken) == 5  # the burst
+    assert book.take('manager', 30, 'another node is not limited by ft', 9, now=0.0)
+    assert book.take('ft', 30, 'still over', 9, now=0.05) is None
+    assert book.take('ft', 30, 'tokens came back', 9, now=0.2) is not None  # 10 lines/s
+    status = book.status()
+    assert status['ft']['dropped'] == 4 == len(drops)
+    assert status['ft']['accepted'] == 6
+    assert [line['text'] for line in status['ft']['lines']] == [
+        'line 3', 'line 4', 'tokens came back']  # the last 3, oldest first
+    assert status['manager']['lines'][0]['node'] == 'manager'
+
+
+def test_log_levels_by_name():
+    assert level_number('info') == 20 and level_name(30) == 'warn' and level_name(5) == 'debug'
+    with pytest.raises(ValueError, match='log_level must be one of debug, info, warn'):
+        level_number('verbose')

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.devices import LEVELS, DeviceTable, parse_values
+from sensor_workers.bridge.logs import DEFAULT_CLIENT_LEVEL, LogBook, LogLine, level_name
 from sensor_workers.bridge.metrics import BridgeMetrics
 from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
 from sensor_workers.bridge.settings import BridgeSettings
@@ -55,6 +56,8 @@ class Client:
     connected_at: float
     image: ImageOptions | None = None
     limiter: RateLimiter | None = None
+    # Events clients: the lowest log level they get (logs.LEVELS).
+    log_level: int = DEFAULT_CLIENT_LEVEL
     sent: int = 0
     sent_bytes: int = 0
 
@@ -69,6 +72,8 @@ class Client:
         if self.image is not None:
             status.update(max_fps=self.image.max_fps, max_width=self.image.max_width,
                           format=self.image.format)
+        if self.topic == 'events':
+            status['log_level'] = level_name(self.log_level)
         return status
 
 
@@ -81,6 +86,10 @@ class Hub:
         self.devices = DeviceTable(settings.devices, settings.heartbeat_timeout_ms / 1000.0,
                                    settings.manager_timeout_ms / 1000.0)
         self.wrench = WrenchBatcher()
+        rate_limited = self.metrics.dropped.labels('log', 'rate_limited')
+        self.logs = LogBook((*settings.devices, settings.manager_name),
+                            settings.log_lines_per_s, settings.log_burst, settings.log_history,
+                            count_drop=rate_limited.inc)
         self.clients: dict[int, Client] = {}
         self.started_at = time.monotonic()
         self._ids = itertools.count(1)
@@ -136,6 +145,10 @@ class Hub:
     def push_worker_event(self, status: dict[str, Any]) -> None:
         self._call_soon(self._on_worker_event, status)
 
+    def push_log(self, logger: str, level: int, text: str, stamp_ns: int) -> None:
+        if self.logs.node_of(logger) is not None:  # most of /rosout is not ours: skip early
+            self._call_soon(self._on_log, logger, level, text, stamp_ns)
+
     def _call_soon(self, callback: Callable | None, *args: Any) -> None:
         loop = self._loop
         if loop is None or callback is None:
@@ -147,7 +160,8 @@ class Hub:
 
     # Clients
 
-    def register(self, topic: str, peer: str, image: ImageOptions | None = None) -> Client | None:
+    def register(self, topic: str, peer: str, image: ImageOptions | None = None,
+                 log_level: int = DEFAULT_CLIENT_LEVEL) -> Client | None:
         """Add a client, or return None when `max_clients` are connected."""
         if len(self.clients) >= self.settings.max_clients:
             self.metrics.rejected.labels('max_clients').inc()
@@ -158,7 +172,8 @@ class Hub:
             queue = DropOldestQueue(1, 'superseded')
         else:
             queue = DropOldestQueue(self.settings.events_queue, 'queue_full')
-        client = Client(next(self._ids), topic, peer, queue, time.monotonic(), image=image)
+        client = Client(next(self._ids), topic, peer, queue, time.monotonic(), image=image,
+                        log_level=log_level)
         if image is not None:
             client.limiter = RateLimiter(image.max_fps)
         self.clients[client.id] = client
@@ -301,6 +316,16 @@ class Hub:
         event.setdefault('event', '')
         self._broadcast_event(event)
 
+    def _on_log(self, logger: str, level: int, text: str, stamp_ns: int) -> None:
+        line: LogLine | None = self.logs.take(logger, level, text, stamp_ns, time.monotonic())
+        if line is None:
+            return
+        clients = [c for c in self.clients_of('events') if line.level_number >= c.log_level]
+        if clients:
+            message = self._json(line.event())
+            for client in clients:
+                self._deliver(client, message)
+
     def _broadcast_event(self, event: dict[str, Any]) -> None:
         text = self._json(event)
         for client in self.clients_of('events'):
@@ -327,6 +352,7 @@ class Hub:
                 'worker_events': self._events_seen,
             },
             'devices': self.devices.snapshot(now),
+            'logs': self.logs.status(),
             'clients': [c.status(now) for c in self.clients.values()],
         }
 

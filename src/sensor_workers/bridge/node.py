@@ -17,7 +17,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
-from rcl_interfaces.msg import Parameter, ParameterType
+from rcl_interfaces.msg import Log, Parameter, ParameterType
 from rcl_interfaces.srv import GetParameterTypes, SetParameters
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -50,6 +50,9 @@ WRENCH_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.BEST_EFFORT,
                         history=HistoryPolicy.KEEP_LAST)
 IMAGE_QOS = QoSProfile(depth=4, reliability=ReliabilityPolicy.BEST_EFFORT,
                        history=HistoryPolicy.KEEP_LAST)
+# Reliable, like every node's /rosout writer; volatile: no replay of old lines at start.
+ROSOUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                        history=HistoryPolicy.KEEP_LAST)
 
 
 def _plain(status: DiagnosticStatus) -> dict[str, Any]:
@@ -57,8 +60,9 @@ def _plain(status: DiagnosticStatus) -> dict[str, Any]:
             'hardware_id': status.hardware_id, 'values': status_values(status)}
 
 
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+def _stamp_ns(stamped) -> int:
+    """Return the `stamp` of a header or a Log message in nanoseconds."""
+    return stamped.stamp.sec * 1_000_000_000 + stamped.stamp.nanosec
 
 
 class BridgeNode(Node):
@@ -129,6 +133,16 @@ class BridgeNode(Node):
             'manager_name': declare(self, 'manager_name', defaults.manager_name,
                                     'Node name of the manager (states, events, restarts).',
                                     read_only=True),
+            'log_lines_per_s': declare(
+                self, 'log_lines_per_s', defaults.log_lines_per_s,
+                'Log lines per second per node (manager, workers) passed on to web clients; '
+                'the rest is dropped and counted.', read_only=True, float_range=(0.1, 10000.0)),
+            'log_burst': declare(self, 'log_burst', defaults.log_burst,
+                                 'Log lines a node may send at once above that rate.',
+                                 read_only=True, int_range=(1, 10000)),
+            'log_history': declare(self, 'log_history', defaults.log_history,
+                                   'Last log lines kept per node for /status.',
+                                   read_only=True, int_range=(1, 10000)),
         }
         p['allowed_origins'] = p['allowed_origins'] or []
         self.settings = BridgeSettings(**p)
@@ -151,6 +165,10 @@ class BridgeNode(Node):
         self.create_subscription(
             DiagnosticStatus, '/safety/worker_events',
             lambda msg: hub.push_worker_event(_plain(msg)), qos.LATCHED_EVENTS)
+        self.create_subscription(
+            Log, '/rosout',
+            lambda msg: hub.push_log(msg.name, msg.level, msg.msg, _stamp_ns(msg)),
+            ROSOUT_QOS)
         for device in s.devices:
             self.create_subscription(
                 DiagnosticStatus, f'/{device}/heartbeat',

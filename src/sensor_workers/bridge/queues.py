@@ -68,26 +68,27 @@ class QueueClosed(Exception):
 
 
 class RateLimiter:
-    """Decide which frames of a stream a client with `max_fps` gets.
+    """Decide which messages of a stream go on, at most `max_fps` a second in the long run.
 
-    A token bucket that accepts a frame when at least 0.8 tokens are there and holds up to two,
-    so arrival jitter neither loses frames of a source at the limit nor halves the rate of one
-    at twice the limit, while the long-run rate never exceeds `max_fps`.
+    A token bucket that accepts a message when at least 0.8 tokens are there. For frames it
+    holds up to two tokens, so arrival jitter neither loses frames of a source at the limit nor
+    halves the rate of one at twice the limit; a larger `capacity` lets bursts through (log
+    lines), and `tokens` is what the bucket starts with.
     """
 
     SLACK = 0.2
-    CAPACITY = 2.0
 
-    def __init__(self, max_fps: float) -> None:
+    def __init__(self, max_fps: float, capacity: float = 2.0, tokens: float = 1.0) -> None:
         self.max_fps = max_fps
-        self._tokens = 1.0
+        self.capacity = capacity
+        self._tokens = tokens
         self._last: float | None = None
 
     def accept(self, now: float) -> bool:
         if self.max_fps <= 0:
             return True
         if self._last is not None:
-            self._tokens = min(self.CAPACITY, self._tokens + (now - self._last) * self.max_fps)
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.max_fps)
         self._last = now
         if self._tokens >= 1.0 - self.SLACK:
             self._tokens -= 1.0

@@ -29,6 +29,9 @@ class BridgeSettings(BaseModel):
     image_topic: str = '/camera/image_raw'
     wrench_topic: str = '/ft/wrench'
     manager_name: str = 'manager'
+    log_lines_per_s: float = Field(20.0, gt=0)
+    log_burst: int = Field(50, ge=1)
+    log_history: int = Field(50, ge=1)
 
     @field_validator('allowed_origins', 'devices', mode='before')
     @classmethod

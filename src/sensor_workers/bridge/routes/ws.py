@@ -1,5 +1,8 @@
 """Websockets: /ws/wrench (JSON batches), /ws/image (binary frames), /ws/events (JSON).
 
+/ws/events takes `log_level` (`?log_level=info` or a message `{"log_level": "info"}`): the
+lowest level of the `log` events it gets (default warn).
+
 A connection is accepted first and then closed with a code when refused, so clients see why:
 1008 for a missing or wrong token or a foreign origin, 1013 when `max_clients` are connected,
 4400 for a bad query parameter or message, 1003 for binary input, 1009 for an oversized one.
@@ -16,6 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.hub import Client, Hub, ImageOptions
+from sensor_workers.bridge.logs import DEFAULT_CLIENT_LEVEL, level_number
 from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,19 @@ def image_options(params: dict[str, Any], hub: Hub,
     return ImageOptions(max_fps, max_width, fmt)
 
 
+def events_log_level(params: dict[str, Any], current: int) -> int:
+    """Validate the options of an events client (only `log_level`); raise Refused."""
+    unknown = set(params) - {'log_level'}
+    if unknown:
+        raise Refused(BAD_REQUEST, f'unknown parameter {sorted(unknown)[0][:32]!r}')
+    if 'log_level' not in params:
+        return current
+    try:
+        return level_number(params['log_level'])
+    except (TypeError, ValueError) as error:
+        raise Refused(BAD_REQUEST, str(error)) from None
+
+
 def _check_access(websocket: WebSocket, hub: Hub) -> None:
     settings = hub.settings
     if not origin_allowed(websocket.headers.get('origin'), websocket.headers.get('host'),
@@ -82,14 +99,17 @@ async def _serve(websocket: WebSocket, topic: str) -> None:
     await websocket.accept()
     try:
         _check_access(websocket, hub)
-        options = None
+        options, log_level = None, DEFAULT_CLIENT_LEVEL
+        params = dict(websocket.query_params)
         if topic == 'image':
-            options = image_options(dict(websocket.query_params), hub)
+            options = image_options(params, hub)
         else:
-            unknown = set(websocket.query_params) - {'token'}
-            if unknown:
-                raise Refused(BAD_REQUEST, f'unknown parameter {sorted(unknown)[0][:32]!r}')
-        client = hub.register(topic, _peer(websocket), options)
+            params.pop('token', None)
+            if topic == 'events':
+                log_level = events_log_level(params, DEFAULT_CLIENT_LEVEL)
+            elif params:
+                raise Refused(BAD_REQUEST, f'unknown parameter {sorted(params)[0][:32]!r}')
+        client = hub.register(topic, _peer(websocket), options, log_level)
         if client is None:
             raise Refused(TRY_AGAIN_LATER, f'{hub.settings.max_clients} clients connected')
     except Refused as refused:
@@ -145,6 +165,8 @@ def _apply(request: Any, client: Client, hub: Hub) -> None:
             raise Refused(BAD_REQUEST, "unknown parameter 'token'")
         client.image = image_options(request, hub, client.image)
         client.limiter.max_fps = client.image.max_fps
+    elif client.topic == 'events':
+        client.log_level = events_log_level(request, client.log_level)
     elif request:
         raise Refused(BAD_REQUEST, f'/ws/{client.topic} accepts no options')
 

@@ -95,6 +95,21 @@ def test_status_shows_every_device(stack):
         assert device['heartbeat_age_ms'] < 2000 and device['pid'] > 0
         assert isinstance(device['restarts'], int) and not device['degraded']
 
+    def measured() -> bool:
+        latency = stack.bridge.status()['latency']
+        return all(latency[name]['count'] > 0 for name in DEVICES)
+
+    # The age of each device's data on arrival, from the bridge's own receipt.
+    wait_until(measured, 10, 'latency figures of every device')
+    latency = stack.bridge.status()['latency']
+    for name in DEVICES:
+        assert 0 < latency[name]['p50_ms'] <= latency[name]['p99_ms'] < 5000, latency
+    if 'ft' in DEVICES:
+        assert latency['ft']['topic'] == '/ft/wrench' and latency['ft']['count'] > 500
+    # The workers' own /diagnostics (1 Hz) reach the device records.
+    wait_until(lambda: all(stack.device(name)['diagnostics'] for name in DEVICES), 5,
+               "every worker's /diagnostics")
+
 
 def _assert_delivers_the_source(stack: Stack, stream: Stream) -> None:
     """Check the client got 95% or more of what a direct subscriber got in its stamp range."""
@@ -258,6 +273,11 @@ def test_frame_rate_change_shows_in_delivered_rate(stack):
 def test_recording_through_http_produces_a_file(stack):
     start = stack.bridge.post('/devices/camera/recording', json={'action': 'start'})
     assert start.status_code == 200, start.text
+    # What the dashboard shows: the camera's own /diagnostics say it records, and where.
+    wait_until(lambda: stack.device('camera')['diagnostics'].get('recording') is True, 5,
+               'recording in the camera diagnostics')
+    path = stack.device('camera')['diagnostics']['recording_path']
+    assert path.startswith(str(stack.recordings)) and path in start.json()['message']
     time.sleep(1.0)
     stop = stack.bridge.post('/devices/camera/recording', json={'action': 'stop'})
     assert stop.status_code == 200, stop.text

@@ -12,6 +12,7 @@ import simplejpeg
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.control import InvalidRequest, check_parameter_body, coerce
 from sensor_workers.bridge.devices import DeviceTable
+from sensor_workers.bridge.latency import LatencyWindow
 from sensor_workers.bridge.logs import MAX_TEXT_CHARS, LogBook, LogLine, level_name, level_number
 from sensor_workers.bridge.node import listen_socket
 from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
@@ -288,3 +289,34 @@ def test_log_levels_by_name():
     assert level_number('info') == 20 and level_name(30) == 'warn' and level_name(5) == 'debug'
     with pytest.raises(ValueError, match='log_level must be one of debug, info, warn'):
         level_number('verbose')
+
+
+def test_latency_window_percentiles_over_the_last_seconds():
+    window = LatencyWindow(window_s=10)
+    for i in range(1000):  # one second: 1 ms for 98.9 %, 200 ms for the slowest 1.1 %
+        window.observe(0.2 if i % 90 == 0 else 0.001, now=100.0 + i / 1000)
+    summary = window.summary(now=100.999, span_s=10)
+    assert summary['count'] == 1000
+    assert 0.9 <= summary['p50_ms'] <= 1.1  # within a bin (19 %) of 1 ms
+    assert 180 <= summary['p99_ms'] <= 220
+    window.observe(0.05, now=111.5)  # ten seconds later the old second is gone
+    later = window.summary(now=111.5, span_s=10)
+    assert later['count'] == 1 and 45 <= later['p50_ms'] <= 55
+    assert window.summary(now=125.0, span_s=10) == {
+        'p50_ms': None, 'p99_ms': None, 'count': 0, 'span_s': 10}
+    window.observe(-0.001, now=125.0)  # a stamp from the future (clock step): the lowest bin
+    window.observe(3600.0, now=125.0)  # above the top: the last bin
+    edges = window.summary(now=125.0, span_s=1)
+    assert edges['p50_ms'] == 0.01 and edges['p99_ms'] > 10_000
+
+
+def test_device_table_keeps_the_workers_diagnostics():
+    table = DeviceTable(('camera', 'ft'), heartbeat_timeout_s=0.3, manager_timeout_s=2.0)
+    table.from_diagnostics('camera', {'recording': 'true', 'recording_path': '/r/a.mcap',
+                                      'recorded_frames': '12'}, now=5.0)
+    table.from_diagnostics('someone_else', {'x': '1'}, now=5.0)
+    record = table.record('camera', now=5.5)
+    assert record['diagnostics']['recording'] is True
+    assert record['diagnostics']['recording_path'] == '/r/a.mcap'
+    assert record['diagnostics_age_ms'] == 500.0
+    assert 'someone_else' not in table.devices

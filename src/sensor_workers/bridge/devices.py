@@ -46,6 +46,9 @@ class Device:
     heartbeat: 'HeartbeatRecord | None' = None
     heartbeat_message: str = ''
     heartbeat_at: float | None = None
+    # The worker's own /diagnostics values (camera: recording state and file, counters).
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    diagnostics_at: float | None = None
 
 
 class DeviceTable:
@@ -78,6 +81,12 @@ class DeviceTable:
                        now: float) -> None:
         device = self._device(name)
         device.heartbeat, device.heartbeat_message, device.heartbeat_at = record, message, now
+
+    def from_diagnostics(self, name: str, values: dict[str, str], now: float) -> None:
+        """Take a device's /diagnostics status values; other statuses are not ours."""
+        device = self.devices.get(name)
+        if device is not None:
+            device.diagnostics, device.diagnostics_at = parse_values(values), now
 
     def heartbeat_timeout(self, device: Device) -> float:
         """Return the manager's threshold for this device if it published one, else ours."""
@@ -134,6 +143,9 @@ class DeviceTable:
             'last_error': managed.get('last_error', ''),
             'standby': managed.get('standby', ''),
             'manager_heartbeat_age_ms': managed.get('heartbeat_age_ms'),
+            'diagnostics': device.diagnostics,
+            'diagnostics_age_ms': None if device.diagnostics_at is None else
+            round((now - device.diagnostics_at) * 1000.0, 1),
         }
 
     def snapshot(self, now: float) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.devices import LEVELS, DeviceTable, parse_values
+from sensor_workers.bridge.latency import LatencyWindow
 from sensor_workers.bridge.logs import DEFAULT_CLIENT_LEVEL, LogBook, LogLine, level_name
 from sensor_workers.bridge.metrics import BridgeMetrics
 from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 
 TOPICS = ('wrench', 'image', 'events')
 DEVICE_WATCH_PERIOD_S = 0.1
+# /status shows the latency percentiles of this many last seconds.
+LATENCY_SPAN_S = 10
+
+
+def device_of(topic: str, devices: tuple[str, ...]) -> str:
+    """Return the device a topic belongs to (`/ft/wrench`: `ft`), else the topic itself."""
+    first = topic.strip('/').split('/')[0]
+    return first if first in devices else topic
 
 
 @dataclass
@@ -86,6 +95,9 @@ class Hub:
         self.devices = DeviceTable(settings.devices, settings.heartbeat_timeout_ms / 1000.0,
                                    settings.manager_timeout_ms / 1000.0)
         self.wrench = WrenchBatcher()
+        # Age of each message on arrival (now - header stamp), per served topic.
+        self._wrench_latency = LatencyWindow(LATENCY_SPAN_S)
+        self._image_latency = LatencyWindow(LATENCY_SPAN_S)
         rate_limited = self.metrics.dropped.labels('log', 'rate_limited')
         self.logs = LogBook((*settings.devices, settings.manager_name),
                             settings.log_lines_per_s, settings.log_burst, settings.log_history,
@@ -130,8 +142,10 @@ class Hub:
 
     def push_wrench(self, sample: Sample) -> None:
         self.wrench.push(sample)
+        self._wrench_latency.observe((time.time_ns() - sample[0]) / 1e9, time.monotonic())
 
     def push_image(self, frame: imaging.Frame) -> None:
+        self._image_latency.observe((time.time_ns() - frame.stamp_ns) / 1e9, time.monotonic())
         self._latest_frame = frame
         self._frames_in += 1
         self._call_soon(self._frame_ready.set if self._frame_ready else None)
@@ -141,6 +155,9 @@ class Hub:
 
     def push_heartbeat(self, name: str, record: 'HeartbeatRecord', message: str) -> None:
         self._call_soon(self.devices.from_heartbeat, name, record, message, time.monotonic())
+
+    def push_diagnostics(self, name: str, values: dict[str, str]) -> None:
+        self._call_soon(self.devices.from_diagnostics, name, values, time.monotonic())
 
     def push_worker_event(self, status: dict[str, Any]) -> None:
         self._call_soon(self._on_worker_event, status)
@@ -352,9 +369,17 @@ class Hub:
                 'worker_events': self._events_seen,
             },
             'devices': self.devices.snapshot(now),
+            'latency': self._latency(now),
             'logs': self.logs.status(),
             'clients': [c.status(now) for c in self.clients.values()],
         }
+
+    def _latency(self, now: float) -> dict[str, dict[str, Any]]:
+        """Per device: p50/p99 age of its messages on arrival over the last seconds."""
+        s, devices = self.settings, self.settings.devices
+        return {device_of(topic, devices): {'topic': topic, **window.summary(now, LATENCY_SPAN_S)}
+                for topic, window in ((s.wrench_topic, self._wrench_latency),
+                                      (s.image_topic, self._image_latency))}
 
     def _metrics_snapshot(self) -> dict[str, Any]:
         topics = {topic: {'clients': 0, 'queue_depth': 0} for topic in TOPICS}

@@ -165,6 +165,8 @@ class BridgeNode(Node):
         self.create_subscription(
             DiagnosticStatus, '/safety/worker_events',
             lambda msg: hub.push_worker_event(_plain(msg)), qos.LATCHED_EVENTS)
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                                 qos.DIAGNOSTICS)
         self.create_subscription(
             Log, '/rosout',
             lambda msg: hub.push_log(msg.name, msg.level, msg.msg, _stamp_ns(msg)),
@@ -184,6 +186,12 @@ class BridgeNode(Node):
             self.get_logger().warning(f'/{device}/heartbeat: {error}', throttle_duration_sec=10.0)
             return
         self.hub.push_heartbeat(device, record, status.message)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            name = status.name.lstrip('/')
+            if name in self.settings.devices:
+                self.hub.push_diagnostics(name, status_values(status))
 
     def _device_services(self, device: str) -> Iterable[tuple[type, str]]:
         yield SetParameters, f'/{device}/set_parameters'

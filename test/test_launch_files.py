@@ -234,3 +234,9 @@ def test_launch_configuration_names_match_arguments():
     used = set(re.findall(r"(?:LaunchConfiguration|switched_on)\('(\w+)'\)", source))
     assert {'config', 'rviz', 'bridge'} <= used
     assert used <= ARGUMENTS
+
+
+def test_bridge_launch_starts_the_bridge_alone():
+    # The devices' host runs sim/bringup.launch.py bridge:=false; this is the other host.
+    assert set(_nodes(_load('bridge.launch.py'))) == {'bridge'}
+    assert set(_nodes(_load('bridge.launch.py'), bridge_port='9090')) == {'bridge'}

@@ -1,4 +1,7 @@
-"""What launch/sim.launch.py and launch/bringup.launch.py start: manager, bridge, optional extras.
+"""What the launch files start: manager, bridge, optional extras; or the bridge alone.
+
+sim.launch.py and bringup.launch.py start the cell (`generate`), bridge.launch.py the bridge on a
+host of its own (`generate_bridge`).
 
 Importable only where ROS 2 `launch` and `launch_ros` are installed (a ROS 2 workspace); the
 rest of the package never imports it.
@@ -76,16 +79,8 @@ def generate(config: str, *, static_tf: bool) -> LaunchDescription:
     robot description places the camera and the sensor).
     """
     arguments = [
-        DeclareLaunchArgument(
-            'config', default_value=share_file('config', config),
-            description='ROS parameter file with sections camera, ft, manager and bridge; the '
-                        'manager hands it to every worker it spawns.'),
-        DeclareLaunchArgument(
-            'bridge_host', default_value='',
-            description="Address the bridge listens on; empty: the config file's bridge.host."),
-        DeclareLaunchArgument(
-            'bridge_port', default_value='',
-            description="TCP port of the bridge; empty: the config file's bridge.port."),
+        _config_argument(config),
+        *_bridge_arguments(),
         DeclareLaunchArgument(
             'bridge', default_value='true', choices=['true', 'false'],
             description='Start the websocket bridge.'),
@@ -126,14 +121,7 @@ def _nodes(context: LaunchContext) -> list:
     frames = frame_ids(Path(config))
     extras: list[tuple[Executable, Node]] = []
     if switched_on('bridge'):
-        extras.append((Executable(PACKAGE, 'bridge', 'bridge'), Node(
-            package=PACKAGE, executable='bridge', name='bridge', output='screen',
-            parameters=bridge_parameter_list(
-                config, LaunchConfiguration('bridge_host').perform(context),
-                LaunchConfiguration('bridge_port').perform(context)),
-            ros_arguments=_log_level('bridge', level), respawn=True,
-            respawn_delay=BRIDGE_RESPAWN_DELAY_S,
-            additional_env=lifetime.child_environment(), sigterm_timeout=SIGTERM_TIMEOUT_S)))
+        extras.append((Executable(PACKAGE, 'bridge', 'bridge'), _bridge_node(context, config)))
     if switched_on('static_tf'):
         extras.append((Executable('tf2_ros', 'static_transform_publisher', 'static_tf'), Node(
             package='tf2_ros', executable='static_transform_publisher',
@@ -163,6 +151,60 @@ def _nodes(context: LaunchContext) -> list:
         on_exit=Shutdown(reason='the manager exited'))
     return [*([manager] if simulated is None else _simulated_sensor_then(simulated, manager)),
             *(node for _, node in extras)]
+
+
+def _bridge_node(context: LaunchContext, config: str) -> Node:
+    return Node(
+        package=PACKAGE, executable='bridge', name='bridge', output='screen',
+        parameters=bridge_parameter_list(
+            config, LaunchConfiguration('bridge_host').perform(context),
+            LaunchConfiguration('bridge_port').perform(context)),
+        ros_arguments=_log_level('bridge', LaunchConfiguration('log_level').perform(context)),
+        respawn=True, respawn_delay=BRIDGE_RESPAWN_DELAY_S,
+        additional_env=lifetime.child_environment(), sigterm_timeout=SIGTERM_TIMEOUT_S)
+
+
+def generate_bridge(config: str) -> LaunchDescription:
+    """Build the description of the bridge alone, for a host without the devices.
+
+    Discovery reaches the devices' host through ROS_STATIC_PEERS (README, "Devices and bridge
+    on different hosts"); `config` is the default parameter file, its `bridge` section is read.
+    """
+    return LaunchDescription([
+        _config_argument(config),
+        *_bridge_arguments(),
+        DeclareLaunchArgument(
+            'log_level', default_value='info', choices=LOG_LEVELS,
+            description="Log level of the bridge's logger; rcl and the middleware keep theirs."),
+        *fastdds_profile_variables(share_file('config', 'fastdds.xml')),
+        OpaqueFunction(function=_bridge_only),
+    ])
+
+
+def _bridge_only(context: LaunchContext) -> list:
+    config = LaunchConfiguration('config').perform(context)
+    if not Path(config).is_file():
+        raise FileNotFoundError(f'config file not found: {config}')
+    check_installed([Executable(PACKAGE, 'bridge', 'bridge')])
+    return [_bridge_node(context, config)]
+
+
+def _config_argument(config: str) -> DeclareLaunchArgument:
+    return DeclareLaunchArgument(
+        'config', default_value=share_file('config', config),
+        description='ROS parameter file with sections camera, ft, manager and bridge; the '
+                    'manager hands it to every worker it spawns.')
+
+
+def _bridge_arguments() -> list[DeclareLaunchArgument]:
+    return [
+        DeclareLaunchArgument(
+            'bridge_host', default_value='',
+            description="Address the bridge listens on; empty: the config file's bridge.host."),
+        DeclareLaunchArgument(
+            'bridge_port', default_value='',
+            description="TCP port of the bridge; empty: the config file's bridge.port."),
+    ]
 
 
 def _log_level(node: str, level: str) -> list[str]:

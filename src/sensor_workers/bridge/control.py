@@ -2,6 +2,7 @@
 
 import math
 import re
+import sys
 from typing import Any
 
 from rcl_interfaces.msg import ParameterType
@@ -11,6 +12,8 @@ DEVICE_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]{0,62}')
 PARAMETER_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.]{0,127}')
 MAX_PARAMETERS = 32
 MAX_STRING = 4096
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_DOUBLE_MAX = sys.float_info.max
 
 # The JSON schema of a params body, for the OpenAPI document: what check_parameter_body accepts.
 _SCALAR = {'anyOf': [{'type': 'boolean'}, {'type': 'number'},
@@ -94,8 +97,15 @@ def _scalar(name: str, value: Any, declared: int, type_name: str) -> Any:
     if declared == ParameterType.PARAMETER_STRING and isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if declared == ParameterType.PARAMETER_DOUBLE:
+        # JSON integers are unbounded: 400 digits overflow a double, 2**63 an int64.
+        if declared == ParameterType.PARAMETER_DOUBLE and abs(value) <= _DOUBLE_MAX:
             return float(value)
-        if declared == ParameterType.PARAMETER_INTEGER and float(value).is_integer():
+        if declared == ParameterType.PARAMETER_INTEGER and _is_int64(value):
             return int(value)
     raise InvalidRequest(f'{name} expects a {type_name}, got {value!r}'[:200])
+
+
+def _is_int64(value: int | float) -> bool:
+    if isinstance(value, float) and not value.is_integer():  # also NaN and infinities
+        return False
+    return _INT64_MIN <= value <= _INT64_MAX

@@ -2,10 +2,13 @@
 
 import asyncio
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 import json
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -18,6 +21,35 @@ from sensor_workers.testing.waiting import wait_until
 
 # What a poll of a bridge that is still starting (or a device not yet listed) raises.
 NOT_YET = (httpx.HTTPError, KeyError)
+
+
+@contextmanager
+def wrench_source(period_s: float = 0.005) -> Iterator[None]:
+    """Publish WrenchStamped on /ft/wrench (~200 Hz) from this process while in the block."""
+    from geometry_msgs.msg import WrenchStamped
+
+    from sensor_workers import qos
+    from sensor_workers.testing.ros_probe import RosProbe
+
+    probe = RosProbe('wrench_source')
+    publisher = probe.publisher(WrenchStamped, '/ft/wrench', qos.SENSOR_DATA)
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.wait(period_s):
+            msg = WrenchStamped()
+            msg.header.stamp = probe.node.get_clock().now().to_msg()
+            msg.wrench.force.x = 1.0
+            publisher.publish(msg)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        probe.close()
 
 
 class Bridge:

@@ -7,16 +7,13 @@ all the abuse.
 import asyncio
 from collections.abc import Iterator
 import json
-import threading
 
-from bridge_helpers import Bridge, close_code, receive
-from geometry_msgs.msg import WrenchStamped
+from bridge_helpers import Bridge, close_code, receive, wrench_source
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from sensor_workers import qos
 from sensor_workers.testing.processes import ProcessGroup
 from sensor_workers.testing.waiting import wait_until
 
@@ -37,27 +34,9 @@ def bridge(tmp_path_factory: pytest.TempPathFactory, ros_env) -> Iterator[Bridge
 
 
 @pytest.fixture(scope='module')
-def wrench_source() -> Iterator[None]:
-    """Publish WrenchStamped at ~200 Hz from this process."""
-    from sensor_workers.testing.ros_probe import RosProbe
-
-    probe = RosProbe('wrench_source')
-    publisher = probe.publisher(WrenchStamped, '/ft/wrench', qos.SENSOR_DATA)
-    stop = threading.Event()
-
-    def publish() -> None:
-        while not stop.wait(0.005):
-            msg = WrenchStamped()
-            msg.header.stamp = probe.node.get_clock().now().to_msg()
-            msg.wrench.force.x = 1.0
-            publisher.publish(msg)
-
-    thread = threading.Thread(target=publish, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join()
-    probe.close()
+def wrench() -> Iterator[None]:
+    with wrench_source():
+        yield
 
 
 def test_health_is_public_everything_else_needs_the_token(bridge):
@@ -155,7 +134,7 @@ def test_max_clients(bridge):
     assert 'sensor_workers_bridge_rejected_connections_total{reason="max_clients"}' in rejected
 
 
-def test_bridge_keeps_serving_after_the_abuse(bridge, wrench_source):
+def test_bridge_keeps_serving_after_the_abuse(bridge, wrench):
     # The probe's publisher is new: wait for discovery before measuring.
     wait_until(lambda: asyncio.run(receive(bridge.ws('/ws/wrench'), 0.5)).samples > 0, 20,
                'wrench samples through the bridge')

@@ -3,19 +3,30 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from sensor_workers.bridge.routes import api_router
+from sensor_workers.bridge.routes import api_router, pages
 from sensor_workers.bridge.security import BodySizeLimit
 
 if TYPE_CHECKING:
     from sensor_workers.bridge.node import BridgeNode
 
-STATIC_DIR = Path(__file__).resolve().parent / 'static'
+DESCRIPTION = """\
+The HTTP side of the sensor_workers bridge; docs/bridge.md has the whole interface.
+
+With `auth_token` set, every route but `/health` needs `Authorization: Bearer <token>`, and
+requests with a foreign `Origin` get 403. A wrong method on a path gets 405 with `Allow`.
+
+Websockets (OpenAPI cannot describe them; same token and origin rules, `?token=` allowed):
+`/ws/wrench` (JSON batches), `/ws/image` (binary frames; query `max_fps`, `max_width`,
+`format`), `/ws/events` (JSON). Close codes: 1003 binary message sent, 1008 token or origin,
+1009 message over `max_ws_message_bytes`, 1013 `max_clients` reached, 4400 bad query parameter
+or message.
+"""
 
 
 def create_app(node: 'BridgeNode') -> FastAPI:
@@ -31,15 +42,18 @@ def create_app(node: 'BridgeNode') -> FastAPI:
             await asyncio.get_running_loop().run_in_executor(None, node.stop_spinning)
             await node.hub.stop()
 
-    app = FastAPI(title='sensor_workers bridge', lifespan=lifespan, docs_url=None,
-                  redoc_url=None, openapi_url=None)
+    # FastAPI's own /docs loads Swagger UI from a CDN and its /openapi.json is public: both off,
+    # routes/pages.py serves them instead.
+    app = FastAPI(title='sensor_workers bridge', version=metadata.version('sensor_workers'),
+                  description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.state.node = node
     app.state.hub = node.hub
     app.state.settings = node.settings
     app.add_middleware(BodySizeLimit, max_bytes=node.settings.max_body_bytes)
     app.include_router(api_router)
-    # The dashboard: public files (no secrets), so a browser can load the page that asks for
-    # the token. Mounted last so the API routes take precedence.
-    app.mount('/static', StaticFiles(directory=STATIC_DIR), name='static')
-    app.mount('/', StaticFiles(directory=STATIC_DIR, html=True), name='dashboard')
+    app.include_router(pages.router)
+    # Files only under /static: a catch-all mount at / would answer a wrong method on an API
+    # path with its own 404/405 (no `Allow`) instead of the route's 405.
+    app.mount('/static', StaticFiles(directory=pages.STATIC_DIR), name='static')
     return app

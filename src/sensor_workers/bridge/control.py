@@ -2,14 +2,30 @@
 
 import math
 import re
+import sys
 from typing import Any
 
 from rcl_interfaces.msg import ParameterType
 
-DEVICE_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]{0,62}$')
-PARAMETER_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_.]{0,127}$')
+# Whole-string patterns (fullmatch: `$` alone would let a trailing newline through).
+DEVICE_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]{0,62}')
+PARAMETER_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.]{0,127}')
 MAX_PARAMETERS = 32
 MAX_STRING = 4096
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_DOUBLE_MAX = sys.float_info.max
+
+# The JSON schema of a params body, for the OpenAPI document: what check_parameter_body accepts.
+_SCALAR = {'anyOf': [{'type': 'boolean'}, {'type': 'number'},
+                     {'type': 'string', 'maxLength': MAX_STRING}]}
+PARAMETERS_SCHEMA = {
+    'type': 'object', 'minProperties': 1, 'maxProperties': MAX_PARAMETERS,
+    'propertyNames': {'pattern': f'^{PARAMETER_NAME.pattern}$'},
+    'additionalProperties': {'anyOf': [_SCALAR, {'type': 'array', 'minItems': 1,
+                                                 'items': _SCALAR}]},
+    'examples': [{'frame_rate': 30, 'exposure_us': 5000.0}],
+    'description': 'Parameter names to values; the whole body at most `max_body_bytes` (413).',
+}
 
 _TYPE_NAMES = {
     ParameterType.PARAMETER_BOOL: 'bool', ParameterType.PARAMETER_INTEGER: 'integer',
@@ -40,7 +56,7 @@ def check_parameter_body(body: Any) -> dict[str, Any]:
     if len(body) > MAX_PARAMETERS:
         raise InvalidRequest(f'at most {MAX_PARAMETERS} parameters per request')
     for name, value in body.items():
-        if not PARAMETER_NAME.match(name):
+        if not PARAMETER_NAME.fullmatch(name):
             raise InvalidRequest(f'invalid parameter name {name[:64]!r}')
         items = value if isinstance(value, list) else [value]
         if isinstance(value, list) and not value:
@@ -81,8 +97,15 @@ def _scalar(name: str, value: Any, declared: int, type_name: str) -> Any:
     if declared == ParameterType.PARAMETER_STRING and isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if declared == ParameterType.PARAMETER_DOUBLE:
+        # JSON integers are unbounded: 400 digits overflow a double, 2**63 an int64.
+        if declared == ParameterType.PARAMETER_DOUBLE and abs(value) <= _DOUBLE_MAX:
             return float(value)
-        if declared == ParameterType.PARAMETER_INTEGER and float(value).is_integer():
+        if declared == ParameterType.PARAMETER_INTEGER and _is_int64(value):
             return int(value)
     raise InvalidRequest(f'{name} expects a {type_name}, got {value!r}'[:200])
+
+
+def _is_int64(value: int | float) -> bool:
+    if isinstance(value, float) and not value.is_integer():  # also NaN and infinities
+        return False
+    return _INT64_MIN <= value <= _INT64_MAX

@@ -2,7 +2,8 @@
 
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sensor_workers.bridge.hub import Hub
 from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
@@ -29,7 +30,14 @@ NodeDep = Annotated['BridgeNode', Depends(_node)]
 SettingsDep = Annotated[BridgeSettings, Depends(_settings)]
 
 
-def require_access(request: Request, settings: SettingsDep, hub: HubDep) -> None:
+# Declares the bearer scheme in the OpenAPI document; require_access reads the header itself,
+# with the same parser as the websockets (which also take `?token=`).
+BEARER = HTTPBearer(auto_error=False, description='The `auth_token` parameter of the bridge')
+Documented = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
+def require_access(request: Request, settings: SettingsDep, hub: HubDep,
+                   _: Documented) -> None:
     """Origin allowlist (403) and bearer token (401) for everything but /health and files."""
     if not origin_allowed(request.headers.get('origin'), request.headers.get('host'),
                           settings.allowed_origins):

@@ -93,7 +93,12 @@ def unpack(message: bytes) -> tuple[dict[str, Any], memoryview]:
     (length,) = _LENGTH.unpack_from(message)
     if _LENGTH.size + length > len(message):
         raise ValueError(f'header length {length} exceeds the message')
-    header = json.loads(bytes(message[_LENGTH.size:_LENGTH.size + length]))
+    try:
+        header = json.loads(bytes(message[_LENGTH.size:_LENGTH.size + length]))
+    except RecursionError:  # '[[[[...': json's recursion is not a ValueError
+        raise ValueError('header nested too deeply') from None
+    if not isinstance(header, dict):
+        raise ValueError('header is not a JSON object')
     return header, memoryview(message)[_LENGTH.size + length:]
 
 

@@ -4,9 +4,11 @@ from fastapi import APIRouter, Depends
 
 from sensor_workers.bridge.deps import require_access
 from sensor_workers.bridge.routes import control, health, status, ws
+from sensor_workers.bridge.schemas import ACCESS, errors
 
 api_router = APIRouter()
 api_router.include_router(health.router)
-api_router.include_router(status.router, dependencies=[Depends(require_access)])
-api_router.include_router(control.router, dependencies=[Depends(require_access)])
+for _router in (status.router, control.router):
+    api_router.include_router(_router, dependencies=[Depends(require_access)],
+                              responses=errors(*ACCESS))
 api_router.include_router(ws.router)

@@ -1,9 +1,11 @@
 from fastapi import APIRouter
 
+from sensor_workers.bridge.schemas import Health
+
 router = APIRouter(tags=['health'])
 
 
 @router.get('/health')
-async def health() -> dict[str, str]:
+async def health() -> Health:
     """200 while the bridge runs; needs no token."""
-    return {'status': 'ok'}
+    return Health(status='ok')

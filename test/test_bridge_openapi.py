@@ -36,7 +36,7 @@ def group(tmp_path_factory: pytest.TempPathFactory, ros_env) -> Iterator[Process
 
 @pytest.fixture(scope='module')
 def bridge(group: ProcessGroup) -> Bridge:
-    return Bridge(group, 'max_body_bytes:=1024', 'service_timeout_s:=0.2',
+    return Bridge(group, 'max_body_bytes:=1024', 'service_timeout_s:=0.1',
                   "allowed_origins:=['http://ops.example']", token=TOKEN)
 
 
@@ -75,6 +75,10 @@ def test_every_route_documents_its_statuses(bridge):
         [PROMETHEUS_TEXT]
     assert operations['get', '/status']['responses']['200']['content']['application/json'][
         'schema'] == {'$ref': '#/components/schemas/Status'}
+    for (_, path), op in operations.items():  # the names this bridge serves
+        if '{name}' in path:
+            name = next(p for p in op['parameters'] if p['name'] == 'name')
+            assert name['schema']['enum'] == ['camera', 'ft'], path
 
 
 def test_a_wrong_method_gets_405_with_allow(bridge):
@@ -89,7 +93,9 @@ def test_schemathesis_finds_no_mismatch(bridge, group):
     run = group.start('schemathesis', [
         str(Path(sys.executable).with_name('st')), '--config-file', str(CONFIG), 'run',
         f'{bridge.url}/openapi.json', '--checks', 'all', '--max-examples', str(MAX_EXAMPLES),
-        '--header', f'Authorization: Bearer {TOKEN}', '--workers', '2',
+        # One worker: schemathesis's threads made CPython 3.11's ast.parse (hypothesis describing
+        # a filter) raise `SystemError: AST constructor recursion depth mismatch` in 1 run of 3.
+        '--header', f'Authorization: Bearer {TOKEN}', '--workers', '1',
         '--generation-database', 'none', '--no-color'])
     code = run.popen.wait(RUN_TIMEOUT_S)
     output = run.output()

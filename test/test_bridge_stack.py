@@ -22,6 +22,7 @@ import pytest
 from sensor_msgs.msg import Image
 
 from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS
+from sensor_workers.bridge.schemas import Status
 from sensor_workers.testing.processes import ProcessGroup
 from sensor_workers.testing.ros_probe import RosProbe
 from sensor_workers.testing.waiting import wait_until
@@ -109,6 +110,8 @@ def test_status_shows_every_device(stack):
     # The workers' own /diagnostics (1 Hz) reach the device records.
     wait_until(lambda: all(stack.device(name)['diagnostics'] for name in DEVICES), 5,
                "every worker's /diagnostics")
+    # With real devices behind it, /status is what its OpenAPI document says.
+    Status.model_validate(stack.bridge.status())
 
 
 def _assert_delivers_the_source(stack: Stack, stream: Stream) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from sensor_workers.bridge.routes import api_router, pages
+from sensor_workers.bridge.schemas import name_the_devices
 from sensor_workers.bridge.security import BodySizeLimit
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ def create_app(node: 'BridgeNode') -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=node.settings.max_body_bytes)
     app.include_router(api_router)
     app.include_router(pages.router)
+    generated = app.openapi  # FastAPI's, cached after its first call
+    app.openapi = lambda: name_the_devices(generated(), node.settings.devices)
     # Files only under /static: a catch-all mount at / would answer a wrong method on an API
     # path with its own 404/405 (no `Allow`) instead of the route's 405.
     app.mount('/static', StaticFiles(directory=pages.STATIC_DIR), name='static')

@@ -78,6 +78,10 @@ class DeviceRecord(_Closed):
     last_error: str
     standby: str | bool
     manager_heartbeat_age_ms: float | None
+    diagnostics: dict[str, Any] = Field(
+        description="the worker's own /diagnostics values (camera: recording, recording_path, "
+                    'recorded_frames, ...)')
+    diagnostics_age_ms: float | None
 
 
 class ClientStatus(_Closed):
@@ -96,11 +100,40 @@ class ClientStatus(_Closed):
     max_fps: float | None = None
     max_width: int | None = None
     format: Literal['jpeg', 'raw'] | None = None
+    log_level: Literal['debug', 'info', 'warn', 'error', 'fatal'] | None = Field(
+        None, description='events clients: the lowest level of the log lines they get')
+
+
+class Latency(_Closed):
+    """Age of a device's messages on arrival at the bridge, over the last `span_s` seconds."""
+
+    topic: str
+    p50_ms: float | None
+    p99_ms: float | None
+    count: int
+    span_s: float
+
+
+class LogLine(_Closed):
+    node: str
+    level: Literal['debug', 'info', 'warn', 'error', 'fatal']
+    text: str
+    stamp_ns: int
+
+
+class NodeLog(_Closed):
+    """The last log lines of one node (oldest first) and what its rate limit let through."""
+
+    lines: list[LogLine]
+    accepted: int
+    dropped: int
 
 
 class Status(_Closed):
     bridge: BridgeStatus
     devices: dict[str, DeviceRecord]
+    latency: dict[str, Latency]
+    logs: dict[str, NodeLog]
     clients: list[ClientStatus]
 
 
@@ -173,3 +206,20 @@ def errors(*codes: int, bodies: dict[int, Any] | None = None) -> dict[int | str,
             entry['headers'] = headers
         responses[code] = entry
     return responses
+
+
+def name_the_devices(document: dict[str, Any], devices: tuple[str, ...]) -> dict[str, Any]:
+    """List the bridge's devices as the values of every `{name}` in the document's paths.
+
+    The routes are declared once for any name; the bridge knows its devices only at start. A
+    client (and schemathesis) then sees which names exist, and every other one is a 404.
+    """
+    for path, operations in document.get('paths', {}).items():
+        if '{name}' not in path:
+            continue
+        for operation in operations.values():
+            for parameter in operation.get('parameters', []):
+                if parameter['in'] == 'path' and parameter['name'] == 'name':
+                    parameter['schema']['enum'] = list(devices)
+                    parameter['description'] = 'a device of this bridge; any other name: 404'
+    return document

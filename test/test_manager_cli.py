@@ -1,6 +1,7 @@
-"""`sensor-workers up` and `sensor-workers status` as a user runs them."""
+"""`sensor-workers up`, `bridge` and `status` as a user runs them."""
 
 import os
+from pathlib import Path
 import signal
 import socket
 import sys
@@ -11,6 +12,7 @@ from manager_helpers import descendants, gone, write_config
 import psutil
 import pytest
 
+from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
 from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -22,11 +24,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_up_starts_and_ctrl_c_stops_everything(procs, tmp_path):
+def ft_cell_config(tmp_path: Path) -> tuple[Path, int]:
+    """Write a config of an F/T-only cell whose bridge listens on a free port."""
+    port = free_port()
     config = write_config(tmp_path, {'devices': ['ft']},
-                          {'bridge': {'host': '127.0.0.1', 'port': free_port()}})
-    up = procs.start('up', [sys.executable, '-m', 'sensor_workers.cli', 'up',
-                            '--config', str(config)])
+                          {'bridge': {'host': '127.0.0.1', 'port': port}})
+    return config, port
+
+
+def cli(procs: ProcessGroup, name: str, *args: str) -> ManagedProcess:
+    """Start `sensor-workers <args>` as a user runs it."""
+    return procs.start(name, [sys.executable, '-m', 'sensor_workers.cli', *args])
+
+
+def test_up_starts_and_ctrl_c_stops_everything(procs, tmp_path):
+    config, _ = ft_cell_config(tmp_path)
+    up = cli(procs, 'up', 'up', '--config', str(config))
     up.wait_for_output(r'manager pid \d+: devices ft', timeout=20)
     up.wait_for_output(r'\[manager\]: ft: active', timeout=60)
     children = descendants(up.pid)
@@ -40,10 +53,8 @@ def test_up_starts_and_ctrl_c_stops_everything(procs, tmp_path):
 
 
 def test_up_runs_the_simulated_sensor_as_a_device_that_outlives_its_worker(procs, tmp_path):
-    config = write_config(tmp_path, {'devices': ['ft']},
-                          {'bridge': {'host': '127.0.0.1', 'port': free_port()}})
-    up = procs.start('up', [sys.executable, '-m', 'sensor_workers.cli', 'up',
-                            '--config', str(config)])
+    config, _ = ft_cell_config(tmp_path)
+    up = cli(procs, 'up', 'up', '--config', str(config))
     sim_pid = int(up.wait_for_output(r'simulated F/T sensor pid (\d+) on ', timeout=20).group(1))
     up.wait_for_output(r'\[manager\]: ft: active', timeout=60)
     sim = psutil.Process(sim_pid)
@@ -80,11 +91,8 @@ def _active_worker(up_pid: int) -> int | None:
 
 
 def test_up_restarts_a_killed_bridge_and_leaves_the_workers_alone(procs, tmp_path):
-    port = free_port()
-    config = write_config(tmp_path, {'devices': ['ft']},
-                          {'bridge': {'host': '127.0.0.1', 'port': port}})
-    up = procs.start('up', [sys.executable, '-m', 'sensor_workers.cli', 'up',
-                            '--config', str(config)])
+    config, port = ft_cell_config(tmp_path)
+    up = cli(procs, 'up', 'up', '--config', str(config))
     first = int(up.wait_for_output(r'bridge pid (\d+)', timeout=20).group(1))
     up.wait_for_output(r'\[manager\]: ft: active', timeout=60)
     wait_until(lambda: _health(port) == 200, 30, 'the bridge answers /health')
@@ -111,17 +119,13 @@ def test_up_restarts_a_killed_bridge_and_leaves_the_workers_alone(procs, tmp_pat
 
 
 def test_split_cell_up_without_bridge_and_the_bridge_alone(procs, tmp_path):
-    port = free_port()
-    config = write_config(tmp_path, {'devices': ['ft']},
-                          {'bridge': {'host': '127.0.0.1', 'port': port}})
-    cell = procs.start('up', [sys.executable, '-m', 'sensor_workers.cli', 'up', '--no-bridge',
-                              '--config', str(config)])
+    config, port = ft_cell_config(tmp_path)
+    cell = cli(procs, 'up', 'up', '--no-bridge', '--config', str(config))
     cell.wait_for_output(r'bridge: not started here \(--no-bridge\)', timeout=20)
     cell.wait_for_output(r'\[manager\]: ft: active', timeout=60)
     assert not any('sensor_workers.bridge' in ' '.join(p.cmdline())
                    for p in descendants(cell.pid))
-    bridge = procs.start('bridge', [sys.executable, '-m', 'sensor_workers.cli', 'bridge',
-                                    '--config', str(config)])
+    bridge = cli(procs, 'bridge', 'bridge', '--config', str(config))
     bridge.wait_for_output(rf'bridge pid \d+: http://127.0.0.1:{port}/', timeout=20)
 
     def ft_active() -> bool:
@@ -136,10 +140,7 @@ def test_split_cell_up_without_bridge_and_the_bridge_alone(procs, tmp_path):
 
 
 def test_status_says_clearly_when_the_bridge_is_not_running(procs, tmp_path):
-    port = free_port()
-    config = write_config(tmp_path, {'devices': ['ft']},
-                          {'bridge': {'host': '127.0.0.1', 'port': port}})
-    status = procs.start('status', [sys.executable, '-m', 'sensor_workers.cli', 'status',
-                                    '--config', str(config)])
+    config, port = ft_cell_config(tmp_path)
+    status = cli(procs, 'status', 'status', '--config', str(config))
     assert status.popen.wait(20) == 1
     assert f'the bridge is not running at http://127.0.0.1:{port}' in status.output()

@@ -6,10 +6,12 @@ download does not work here). Screenshots go to this module's temp dir.
 
 from collections.abc import Iterator
 from pathlib import Path
+import re
 import socket
 
 import httpx
 import pytest
+import yaml
 
 from sensor_workers import paths
 from sensor_workers.testing.processes import ProcessGroup
@@ -40,7 +42,12 @@ class Stack:
         self.port = _free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         self.group = ProcessGroup(log_dir, env)
-        self.config = str(paths.config_file('sim.yaml'))
+        # sim.yaml, with the camera's recordings in this run's temp dir instead of ~/.ros.
+        self.recordings = log_dir / 'recordings'
+        config = yaml.safe_load(paths.config_file('sim.yaml').read_text())
+        config['camera']['ros__parameters']['recording_dir'] = str(self.recordings)
+        self.config = str(log_dir / 'dashboard_test.yaml')
+        Path(self.config).write_text(yaml.safe_dump(config))
         self.bridge = None
 
     def start_manager(self) -> None:
@@ -167,11 +174,49 @@ def test_page_shows_live_image_plot_and_health(dashboard: Dashboard, shots: Path
     assert 0 < stats['requestedMaxWidth'] <= VIEWPORT['width']
     for device in ('camera', 'ft'):
         assert page.locator(f'#device-{device} .state').inner_text() == 'active'
+    # Each card shows the bridge's latency figures and the rate history of the last polls.
+    dashboard.wait_for('s.historyPoints.ft >= 2 && s.latency.ft && s.latency.ft.p50_ms !== null '
+                       '&& s.latency.camera && s.latency.camera.p50_ms !== null', 10)
+    for device in ('camera', 'ft'):
+        latency = page.locator(f'#device-{device} .f-latency').inner_text()
+        assert re.fullmatch(r'[\d.]+ / [\d.]+ ms', latency), f'{device} latency: {latency!r}'
+        history = page.locator(f'#device-{device} .f-history').inner_text()
+        assert re.fullmatch(r'\d+ (s|min): .+ Hz, [\d,]+ dropped', history), history
     page.screenshot(path=shots / 'dashboard.png')
     # Preallocated ring buffers, a bounded events list: the heap does not grow with the data.
     heap_after = dashboard.heap_mb()
     assert heap_after < heap_before + 3, f'JS heap grew {heap_before:.1f} -> {heap_after:.1f} MB'
     assert dashboard.errors == [], f'console errors: {dashboard.errors}'
+
+
+def test_recording_state_follows_the_buttons(dashboard: Dashboard, stack: Stack,
+                                             shots: Path) -> None:
+    page = dashboard.page
+    state = page.locator('#record-state')
+    dashboard.wait_for('s.recording !== null && !s.recording.recording', 10)
+    assert state.inner_text() == 'not recording'
+    page.click('#record-start')
+    page.wait_for_selector('#record-result[data-result="applied"]', timeout=10000)
+    # The camera's diagnostics (1 Hz) reach the page with the next /status poll.
+    dashboard.wait_for('s.recording.recording && s.recording.frames > 0', 10)
+    path = Path(dashboard.stats()['recording']['path'])
+    assert path.parent == stack.recordings
+    assert re.fullmatch(rf'recording {re.escape(path.name)} · [\d,]+ frames( · [\d,]+ dropped)?',
+                        state.inner_text())
+    # The worker's info line arrives in the log panel (live, or from /status).
+    page.locator('#logs li[data-node="camera"]', has_text=f'recording to {path}').wait_for(
+        timeout=10000)
+    page.screenshot(path=shots / 'recording.png')
+    page.click('#record-stop')
+    dashboard.wait_for('!s.recording.recording', 10)
+    assert state.inner_text() == 'not recording'
+    assert path.stat().st_size > 0
+    path.unlink()  # 1024x1040 frames at 30 fps: not worth keeping in the temp dir
+
+
+def _visible_log_levels(page) -> list[str]:
+    return page.evaluate('[...document.querySelectorAll("#logs li")]'
+                         '.filter(li => li.offsetParent !== null).map(li => li.dataset.level)')
 
 
 def test_restart_button_restarts_ft_and_data_resumes(dashboard: Dashboard, shots: Path) -> None:
@@ -191,6 +236,24 @@ def test_restart_button_restarts_ft_and_data_resumes(dashboard: Dashboard, shots
     assert page.locator('#device-ft .f-restarts').inner_text() == str(restarts + 1)
     assert dashboard.stats()['devices']['ft']['pid'] != before['devices']['ft']['pid']
     page.screenshot(path=shots / 'after-restart.png')
+
+    # The manager's warning is in the log panel once, though /status and the websocket both
+    # bring it; its info lines about the restart are there too.
+    requested = page.locator('#logs li[data-node="manager"][data-level="warn"]',
+                             has_text='ft: restart_requested: restart requested')
+    requested.first.wait_for(timeout=10000)
+    page.locator('#logs li[data-node="manager"][data-level="info"]',
+                 has_text='ft: active (pid').first.wait_for(timeout=10000)
+    dashboard.wait_for(f's.statusPolls > {dashboard.stats()["statusPolls"]}', 10)
+    assert requested.count() == 1
+    # The level filter hides the info lines and shows them again.
+    assert {'info', 'warn'} <= set(_visible_log_levels(page))
+    page.select_option('#log-level', 'warn')
+    assert 'info' not in _visible_log_levels(page)
+    assert requested.is_visible()
+    assert re.match(r'\d+ of \d+ lines', page.locator('#logs-meta').inner_text())
+    page.select_option('#log-level', 'info')
+    assert 'info' in _visible_log_levels(page)
 
 
 def test_wrong_token_is_refused(browser, stack: Stack, shots: Path) -> None:

@@ -10,6 +10,10 @@
   const STATUS_PERIOD_MS = 2000;
   const STALE_MS = 1500; // no data for this long while connected: say so
   const MAX_EVENTS = 200;
+  const MAX_LOGS = 500;
+  const LOG_LEVELS = ['info', 'warn', 'error', 'fatal']; // what the bridge sends, lowest first
+  const HISTORY_S = 300; // the rate and drop sparklines show the last 5 minutes
+  const HISTORY = 160; // points per device: 5 min of 2 s polls and a few extra
   const AXES = ['fx', 'fy', 'fz', 'tx', 'ty', 'tz'];
   const COLORS = ['#d62728', '#2ca02c', '#1f77b4'];
   const pageParams = new URLSearchParams(location.search);
@@ -37,15 +41,23 @@
     reconnects: 0,
     plotDraws: 0,
     ringCapacity: RING,
+    logLines: 0,
+    logLevel: 'info',
+    logsDropped: {}, // node -> lines the bridge's rate limit dropped
+    latency: {}, // device -> {p50_ms, p99_ms, count}
+    recording: null, // {recording, path, frames, dropped} from the camera's diagnostics
+    historyCapacity: HISTORY,
   };
   const connections = { bridge: 'connecting', image: 'idle', wrench: 'idle', events: 'idle' };
-  const devices = new Map(); // name -> {card, data, updated}
+  const devices = new Map(); // name -> {card, data, updated, spark, history}
 
   Object.defineProperty(window, 'dashboard', {
     value: Object.freeze({
       get stats() {
         return Object.freeze({ ...stats, connections: { ...connections },
-          devices: Object.fromEntries([...devices].map(([n, d]) => [n, { ...d.data }])) });
+          devices: Object.fromEntries([...devices].map(([n, d]) => [n, { ...d.data }])),
+          historyPoints: Object.fromEntries([...devices].map(([n, d]) => [n, d.history.count])),
+        });
       },
     }),
     enumerable: true,
@@ -280,9 +292,18 @@
     if (live) statusTimer = setTimeout(pollStatus, STATUS_PERIOD_MS);
   }
 
+  // A whole /status answer: devices (with their diagnostics), latency, log lines and the
+  // bridge's own counters; each answer adds a point to the rate and drop history.
   function applyStatus(status) {
     if (!status || typeof status !== 'object') return;
-    const list = status.devices ?? status.device_states;
+    applyDevices(status.devices ?? status.device_states);
+    if (status.latency) applyLatency(status.latency);
+    if (status.logs) applyLogs(status.logs);
+    if (status.bridge) showBridge(status.bridge, status.clients);
+    sampleHistory();
+  }
+
+  function applyDevices(list) {
     for (const [name, data] of deviceEntries(list)) updateDevice(name, data);
   }
 
@@ -302,6 +323,24 @@
     return `${Number(v).toFixed(digits)} ${unit}`;
   }
 
+  // Milliseconds with the digits that matter: 0.42, 6.6, 126.
+  function fmtMs(v) {
+    if (v === undefined || v === null || Number.isNaN(Number(v))) return '–';
+    const ms = Number(v);
+    return ms.toFixed(ms < 1 ? 2 : ms < 10 ? 1 : 0);
+  }
+
+  function fmtSpan(seconds) {
+    return seconds < 90 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`;
+  }
+
+  // Wall-clock time of a ROS stamp (ns since the epoch), to the millisecond.
+  function fmtStamp(stampNs) {
+    const ms = stampNs ? Number(stampNs) / 1e6 : Date.now();
+    return new Date(ms).toLocaleTimeString('en-GB', { hour12: false })
+      + `.${String(Math.floor(ms % 1000)).padStart(3, '0')}`;
+  }
+
   function deviceCard(name) {
     let entry = devices.get(name);
     if (entry) return entry;
@@ -319,7 +358,8 @@
     const names = [...devices.keys(), name].sort();
     const before = devices.get(names[names.indexOf(name) + 1]);
     list.insertBefore(card, before ? before.card : null);
-    entry = { card, data: {}, updated: 0 };
+    entry = { card, data: {}, updated: 0, spark: card.querySelector('.spark-canvas'),
+      history: makeHistory() };
     devices.set(name, entry);
     return entry;
   }
@@ -352,7 +392,170 @@
     const err = card.querySelector('.last-error');
     err.hidden = !d.last_error;
     err.textContent = d.last_error ? `last error: ${d.last_error}` : '';
+    if (name === 'camera') showRecording(d);
     updateBanner();
+  }
+
+  // The camera worker's own view of its recording (its /diagnostics, 1 Hz): a click on start or
+  // stop shows here within a poll or two.
+  function showRecording(d) {
+    const out = $('record-state');
+    const diag = d.diagnostics;
+    if (!diag || diag.recording === undefined) {
+      stats.recording = null;
+      out.dataset.recording = 'unknown';
+      out.textContent = '–';
+      return;
+    }
+    const on = String(diag.recording) === 'true';
+    const path = String(diag.recording_path ?? '');
+    const frames = Number(diag.recorded_frames) || 0;
+    const dropped = Number(diag.recording_dropped) || 0;
+    stats.recording = { recording: on, path, frames, dropped };
+    let text = 'not recording';
+    if (on) {
+      text = `recording ${path.split('/').pop()} · ${fmtInt(frames)} frames`;
+      if (dropped) text += ` · ${fmtInt(dropped)} dropped`;
+    }
+    // A dead worker's diagnostics stay as they were: say how old they are.
+    const age = Number(d.diagnostics_age_ms);
+    if (age > 5000) text += ` (as of ${fmtSpan(age / 1000)} ago)`;
+    out.dataset.recording = String(on);
+    out.title = on ? path : '';
+    out.textContent = text;
+  }
+
+  // The age of each device's messages on arrival at the bridge, over the last 10 s.
+  function applyLatency(latency) {
+    const figures = {};
+    for (const [name, l] of Object.entries(latency)) {
+      figures[name] = { p50_ms: l.p50_ms, p99_ms: l.p99_ms, count: l.count };
+      const entry = devices.get(name);
+      if (!entry) continue;
+      const dd = entry.card.querySelector('.f-latency');
+      dd.textContent = l.p50_ms === null || l.p50_ms === undefined ? 'no data'
+        : `${fmtMs(l.p50_ms)} / ${fmtMs(l.p99_ms)} ms`;
+      dd.title = `age on arrival at the bridge: p50 / p99 of ${fmtInt(l.count)} messages on `
+        + `${l.topic} in the last ${l.span_s} s`;
+    }
+    stats.latency = figures;
+  }
+
+  // The bridge's own losses: messages its clients (this page and others) lost, frames it did not
+  // encode and, if any, wrench samples lost between ROS and the event loop.
+  function showBridge(bridge, clients) {
+    const list = Array.isArray(clients) ? clients : [];
+    const lost = list.reduce((sum, c) => sum + (Number(c.dropped) || 0), 0);
+    const parts = [`bridge: ${fmtInt(lost)} dropped to ${list.length} clients`,
+      `${fmtInt(bridge.frames_skipped)} frames skipped`];
+    const backlog = Number(bridge.wrench_backlog_dropped) || 0;
+    if (backlog) parts.push(`${fmtInt(backlog)} samples lost in the backlog`);
+    const meta = $('bridge-meta');
+    meta.textContent = parts.join(' · ');
+    meta.title = `up ${fmtSpan(Number(bridge.uptime_s) || 0)}; counts since the bridge started`;
+  }
+
+  // ---------------------------------------------------------------- rate and drop history
+  // Per device, a ring allocated once: poll time, rate and drops since the previous poll.
+  function makeHistory() {
+    return { t: new Float64Array(HISTORY), rate: new Float32Array(HISTORY),
+      drops: new Float32Array(HISTORY), head: 0, count: 0, lastDropped: null, lastAt: 0 };
+  }
+
+  function sampleHistory() {
+    const now = performance.now();
+    for (const [, entry] of devices) {
+      const h = entry.history;
+      // Extra polls (each reopened socket polls at once) must not crowd out the 5 minutes.
+      if (now - h.lastAt < STATUS_PERIOD_MS / 2) continue;
+      const dropped = Number(entry.data.dropped);
+      let delta = 0;
+      if (Number.isFinite(dropped)) {
+        // A restarted worker counts from 0 again: all it counted is new.
+        if (h.lastDropped !== null) {
+          delta = dropped >= h.lastDropped ? dropped - h.lastDropped : dropped;
+        }
+        h.lastDropped = dropped;
+      }
+      const i = h.head;
+      h.t[i] = now;
+      h.rate[i] = Number(entry.data.rate_hz) || 0;
+      h.drops[i] = delta;
+      h.head = (i + 1) % HISTORY;
+      if (h.count < HISTORY) h.count += 1;
+      h.lastAt = now;
+      drawHistory(entry);
+    }
+  }
+
+  // The rate as a line from 0 to the window's maximum, drops as red bars on their own scale; a
+  // gap in the polls (bridge down) is a gap in the line.
+  function drawHistory(entry) {
+    const h = entry.history;
+    const canvas = entry.spark;
+    const dpr = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = canvas.clientHeight;
+    if (!width || !height) return;
+    if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
+      canvas.width = Math.round(width * dpr);
+      canvas.height = Math.round(height * dpr);
+    }
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const now = performance.now();
+    const from = now - HISTORY_S * 1000;
+    let first = -1;
+    let maxRate = 0;
+    let minRate = Infinity;
+    let maxDrop = 0;
+    let drops = 0;
+    for (let k = h.count - 1; k >= 0; k -= 1) {
+      const i = (h.head - 1 - k + HISTORY) % HISTORY;
+      if (h.t[i] < from) continue;
+      if (first < 0) first = i;
+      maxRate = Math.max(maxRate, h.rate[i]);
+      minRate = Math.min(minRate, h.rate[i]);
+      maxDrop = Math.max(maxDrop, h.drops[i]);
+      drops += h.drops[i];
+    }
+    const caption = entry.card.querySelector('.f-history');
+    if (first < 0) {
+      caption.textContent = '–';
+      return;
+    }
+    // Until the 5 minutes are full, the points fill the width (at least 20 s of it).
+    const spanMs = Math.max(now - h.t[first], 20000);
+    const xOf = (t) => width - ((now - t) / spanMs) * width;
+    const top = 2;
+    const plotH = height - top - 1;
+    ctx.fillStyle = '#c62828';
+    for (let k = h.count - 1; k >= 0; k -= 1) {
+      const i = (h.head - 1 - k + HISTORY) % HISTORY;
+      if (h.t[i] < from || !h.drops[i]) continue;
+      const barH = Math.max(2, (h.drops[i] / maxDrop) * plotH);
+      ctx.fillRect(Math.round(xOf(h.t[i])) - 1, height - barH, 2, barH);
+    }
+    ctx.strokeStyle = '#1f5fbf';
+    ctx.lineWidth = 1.25;
+    ctx.beginPath();
+    let prevT = -Infinity;
+    for (let k = h.count - 1; k >= 0; k -= 1) {
+      const i = (h.head - 1 - k + HISTORY) % HISTORY;
+      if (h.t[i] < from) continue;
+      const x = xOf(h.t[i]);
+      const y = top + plotH - (maxRate > 0 ? (h.rate[i] / maxRate) * plotH : 0);
+      if (h.t[i] - prevT > 3 * STATUS_PERIOD_MS) ctx.moveTo(x, y);
+      else ctx.lineTo(x, y);
+      prevT = h.t[i];
+    }
+    ctx.stroke();
+    const digits = maxRate >= 100 ? 0 : 1;
+    const rates = minRate === maxRate ? fmtNum(maxRate, digits, 'Hz')
+      : `${minRate.toFixed(digits)}–${fmtNum(maxRate, digits, 'Hz')}`;
+    caption.textContent = `${fmtSpan((now - h.t[first]) / 1000)}: ${rates}, `
+      + `${fmtInt(drops)} dropped`;
   }
 
   function markStaleDevices() {
@@ -372,7 +575,11 @@
     if (!msg || typeof msg !== 'object') return;
     const kind = msg.type ?? msg.kind ?? msg.topic;
     if (kind === 'device_states' || kind === 'status' || (!kind && (msg.devices || msg.device_states))) {
-      applyStatus(msg.devices || msg.device_states ? msg : { devices: msg.data });
+      applyDevices(msg.devices ?? msg.device_states ?? msg.data);
+      return;
+    }
+    if (kind === 'log') {
+      addLogLine(msg);
       return;
     }
     if (kind === 'device_state') {
@@ -394,9 +601,7 @@
     li.dataset.event = e.event ?? '';
     const when = document.createElement('span');
     when.className = 'when';
-    const stampMs = e.stamp_ns ? Number(e.stamp_ns) / 1e6 : Date.now();
-    when.textContent = new Date(stampMs).toLocaleTimeString('en-GB', { hour12: false })
-      + `.${String(Math.floor(stampMs % 1000)).padStart(3, '0')}`;
+    when.textContent = fmtStamp(e.stamp_ns);
     const what = document.createElement('span');
     what.className = 'what';
     what.textContent = `${device} ${e.event ?? ''}`.trim();
@@ -418,6 +623,87 @@
     while (list.childElementCount > MAX_EVENTS) list.lastElementChild.remove();
     $('events-count').textContent = String(stats.events);
   }
+
+  // ---------------------------------------------------------------- log lines
+  // Lines come from /status (each node's last lines, so a page opened late shows what happened)
+  // and live from /ws/events; a line both bring is shown once. The filter only hides lines.
+  const logKeys = new Set();
+  const logCounts = Object.fromEntries(LOG_LEVELS.map((level) => [level, 0]));
+
+  function normLevel(level) {
+    const name = String(level ?? '').toLowerCase();
+    if (name === 'warning') return 'warn';
+    return LOG_LEVELS.includes(name) ? name : 'info';
+  }
+
+  function addLogLine(line) {
+    const key = `${line.node}\n${line.stamp_ns}\n${line.text}`;
+    if (logKeys.has(key)) return;
+    const list = $('logs');
+    const stamp = Number(line.stamp_ns) || 0;
+    const full = list.childElementCount >= MAX_LOGS;
+    // Older than all the lines of a full list: it would be the one to go at once.
+    if (full && stamp <= Number(list.lastElementChild.dataset.stamp)) return;
+    const li = document.createElement('li');
+    li.dataset.level = normLevel(line.level);
+    li.dataset.node = line.node ?? '';
+    li.dataset.stamp = String(stamp);
+    li.dataset.key = key;
+    const when = document.createElement('span');
+    when.className = 'when';
+    when.textContent = fmtStamp(line.stamp_ns);
+    const node = document.createElement('span');
+    node.className = 'node';
+    node.textContent = line.node ?? '';
+    const text = document.createElement('span');
+    text.className = 'text';
+    text.textContent = line.text ?? '';
+    li.append(when, node, text);
+    // Newest first. Live lines are the newest, so the walk usually stops at the top.
+    let next = list.firstElementChild;
+    while (next && Number(next.dataset.stamp) > stamp) next = next.nextElementSibling;
+    list.insertBefore(li, next);
+    logKeys.add(key);
+    logCounts[li.dataset.level] += 1;
+    if (full) {
+      const oldest = list.lastElementChild;
+      logKeys.delete(oldest.dataset.key);
+      logCounts[oldest.dataset.level] -= 1;
+      oldest.remove();
+    }
+    stats.logLines = list.childElementCount;
+    showLogsMeta();
+  }
+
+  function applyLogs(logs) {
+    const dropped = {};
+    for (const [node, entry] of Object.entries(logs)) {
+      for (const line of entry.lines ?? []) addLogLine({ node, ...line });
+      dropped[node] = Number(entry.dropped) || 0;
+    }
+    stats.logsDropped = dropped;
+    showLogsMeta();
+  }
+
+  function showLogsMeta() {
+    const shown = LOG_LEVELS.slice(LOG_LEVELS.indexOf(stats.logLevel))
+      .reduce((sum, level) => sum + logCounts[level], 0);
+    const parts = [shown === stats.logLines ? `${stats.logLines} lines`
+      : `${shown} of ${stats.logLines} lines`];
+    const dropped = Object.entries(stats.logsDropped).filter(([, n]) => n > 0);
+    parts.push(dropped.length
+      ? `bridge dropped ${dropped.map(([node, n]) => `${node} ${fmtInt(n)}`).join(', ')}`
+      : 'none dropped');
+    const meta = $('logs-meta');
+    meta.textContent = parts.join(' · ');
+    meta.dataset.alert = dropped.length ? 'true' : 'false';
+  }
+
+  $('log-level').addEventListener('change', () => {
+    stats.logLevel = $('log-level').value;
+    $('logs').dataset.filter = stats.logLevel;
+    showLogsMeta();
+  });
 
   // ---------------------------------------------------------------- controls
   function describeAnswer(res) {
@@ -869,7 +1155,10 @@
   const imageChannel = new Channel('image', '/ws/image',
     { binary: true, params: imageRequest, onMessage: onImageMessage });
   const wrenchChannel = new Channel('wrench', '/ws/wrench', { onMessage: onWrenchMessage });
-  const eventsChannel = new Channel('events', '/ws/events', { onMessage: onEventsMessage });
+  // All log lines from info up: the level filter is the page's, so changing it needs no
+  // reconnect and the lines it hid come back.
+  const eventsChannel = new Channel('events', '/ws/events',
+    { params: () => ({ log_level: 'info' }), onMessage: onEventsMessage });
   const channels = [imageChannel, wrenchChannel, eventsChannel];
 
   function startLive() {
@@ -887,6 +1176,9 @@
 
   let resizeTimer = 0;
   new ResizeObserver(resizePlot).observe($('plot-box'));
+  new ResizeObserver(() => {
+    for (const [, entry] of devices) drawHistory(entry);
+  }).observe($('devices'));
   new ResizeObserver(() => {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(refitImage, 300);

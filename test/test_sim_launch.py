@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 
+import httpx
 import psutil
 import pytest
 
@@ -130,6 +131,10 @@ class TestSimCell(unittest.TestCase):
             time.sleep(0.1)
         self.assertIsNotNone(respawned, 'the bridge was not respawned')
         self.assertNotEqual(respawned.pid, bridge.pid)
+        # Back means serving again. (A bridge still importing when the test ends got launch's
+        # SIGINT before it handles signals: KeyboardInterrupt, exit -2 in test_exit_codes.)
+        self.assertTrue(_serves_health(respawned, RESTART_TIMEOUT_S),
+                        'the respawned bridge does not serve /health')
         # The workers are the manager's: a dead bridge restarts none of them.
         self.assertEqual(self._wait_active('ft', FLOW_TIMEOUT_S)['pid'], ft['pid'])
 
@@ -140,6 +145,24 @@ def _bridge_process() -> psutil.Process | None:
         if '__node:=bridge' in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
             return child
     return None
+
+
+def _serves_health(process: psutil.Process, timeout: float) -> bool:
+    """Wait until `process` listens on a TCP port whose GET /health answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for connection in process.net_connections(kind='tcp'):
+            if connection.status != psutil.CONN_LISTEN:
+                continue
+            host, port = connection.laddr
+            shown = f'[{host}]' if ':' in host else host
+            try:
+                if httpx.get(f'http://{shown}:{port}/health', timeout=2).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    return False
 
 
 @launch_testing.post_shutdown_test()

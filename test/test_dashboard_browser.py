@@ -283,6 +283,28 @@ def test_wrong_token_is_refused(browser, stack: Stack, shots: Path) -> None:
         fresh.close()
 
 
+def test_api_docs_page_asks_for_the_token_and_renders_the_document(browser, stack: Stack,
+                                                                   shots: Path) -> None:
+    # /docs is the bridge's own page (no CDN): a robot without internet shows it too.
+    docs = Dashboard(browser, stack.url + '/docs', token=None)
+    try:
+        page = docs.page
+        page.wait_for_selector('#token-form:not([hidden])', timeout=10000)
+        page.fill('#token-input', TOKEN)
+        page.click('#token-form button')
+        page.wait_for_selector('section.operation', timeout=10000)
+        headings = page.locator('section.operation h2').all_inner_texts()
+        assert any('/devices/{name}/params' in h for h in headings), headings
+        assert page.locator('#schema-Status').count() == 1
+        assert 'camera' in page.locator('section.operation', has_text='/tare').inner_text()
+        assert 'object HTML' not in page.content()  # every part rendered as elements
+        page.screenshot(path=shots / 'api-docs.png')
+        # Chromium logs the first fetch's 401 (before the token) as a console error.
+        assert [e for e in docs.errors if '401' not in e] == [], docs.errors
+    finally:
+        docs.close()
+
+
 def test_reconnects_after_bridge_restart(dashboard: Dashboard, stack: Stack,
                                          shots: Path) -> None:
     dashboard.wait_for(ALL_OPEN, 20)

@@ -10,7 +10,7 @@
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     Object.entries(attrs || {}).forEach(([key, value]) => node.setAttribute(key, value));
-    children.flat().forEach((child) => {
+    children.flat(Infinity).forEach((child) => {
       if (child !== null && child !== undefined) {
         node.append(child instanceof Node ? child : String(child));
       }
@@ -88,7 +88,7 @@
       el('nav', {}, el('ul', {}, Object.entries(doc.paths || {}).flatMap(([path, item]) =>
         Object.keys(item).map((method) => el('li', {},
           el('a', { href: `#${method}-${path}` }, `${method.toUpperCase()} ${path}`)))))),
-      operations, el('h2', {}, 'Schemas'), schemas);
+      ...operations, el('h2', {}, 'Schemas'), ...schemas);
   }
 
   async function load() {

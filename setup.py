@@ -11,7 +11,7 @@ CONSOLE_SCRIPTS = {
     'camera_node': 'sensor_workers.camera.node:main',
     'ft_node': 'sensor_workers.ft.node:main',
     'manager': 'sensor_workers.manager.node:main',
-    'bridge': 'sensor_workers.bridge.node:main',
+    'bridge': 'sensor_workers.bridge.main:main',
     'bota_sim': 'sensor_workers.ft.sim:main',
     'sensor-workers': 'sensor_workers.cli:main',
 }

@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix='bridge_fanout_') as tmp:
         procs = ProcessGroup(Path(tmp), env)
         try:
-            bridge = procs.start_python('bridge', 'sensor_workers.bridge.node', '--ros-args',
+            bridge = procs.start_python('bridge', 'sensor_workers.bridge', '--ros-args',
                                         '-p', 'port:=0', '-p', 'max_clients:=64')
             url = bridge.wait_for_output(r'listening on http://([0-9.]+:\d+)', 60).group(1)
             with socket.socket() as sock:

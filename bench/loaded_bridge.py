@@ -1,6 +1,6 @@
 """The real bridge process, plus what a busy web process does to it (for the isolation bench).
 
-Runs `sensor_workers.bridge.node.main` unchanged in this process, and adds:
+Runs `sensor_workers.bridge.main.main` unchanged in this process, and adds:
 - allocation churn: while the file given by `--churn-flag` exists, a thread keeps a large set of
   long-lived objects and replaces part of it all the time, as a web app's caches and request
   objects do, so the cyclic garbage collector makes full (generation 2) passes that hold the GIL;
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info('embedded F/T read loop on %s (sinc %d) in pid %d', args.embed_ft, args.sinc,
                  os.getpid())
 
-    from sensor_workers.bridge.node import main as bridge_main
+    from sensor_workers.bridge.main import main as bridge_main
 
     try:
         bridge_main(ros_args)

@@ -54,9 +54,9 @@ def role(process: psutil.Process) -> str:
     if 'manager.standby' in cmd and node:
         return f'{node.group(1)} (+standby)'
     for pattern, name in (('sensor_workers.cli', 'cli'), ('manager.node', 'manager'),
-                          ('bridge.node', 'bridge'), ('camera.node', 'camera (+standby)'),
-                          ('ft.node', 'ft (+standby)'), ('ft.sim', 'sim'), ('bench.load', 'load'),
-                          ('bench.ft_probe', 'probe')):
+                          ('sensor_workers.bridge', 'bridge'),
+                          ('camera.node', 'camera (+standby)'), ('ft.node', 'ft (+standby)'),
+                          ('ft.sim', 'sim'), ('bench.load', 'load'), ('bench.ft_probe', 'probe')):
         if pattern in cmd:
             return name
     return process.name()

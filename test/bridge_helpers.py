@@ -64,7 +64,7 @@ class Bridge:
         if token:
             args += ['-p', f'auth_token:={token}']
         self.token = token
-        self.process: ManagedProcess = group.start_python(name, 'sensor_workers.bridge.node',
+        self.process: ManagedProcess = group.start_python(name, 'sensor_workers.bridge',
                                                           *args)
         match = self.process.wait_for_output(r'listening on (http://[0-9.]+:\d+)', timeout=30)
         self.url = match.group(1)

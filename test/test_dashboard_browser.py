@@ -56,7 +56,7 @@ class Stack:
 
     def start_bridge(self) -> None:
         self.bridge = self.group.start_python(
-            f'bridge-{len(self.group.processes)}', 'sensor_workers.bridge.node',
+            f'bridge-{len(self.group.processes)}', 'sensor_workers.bridge',
             '--ros-args', '--params-file', self.config,
             '-p', f'port:={self.port}', '-p', f'auth_token:={TOKEN}')
         wait_until(lambda: httpx.get(f'{self.url}/health', timeout=1).status_code == 200,

@@ -47,7 +47,7 @@ def tree(pid: int) -> list[int]:
     # The manager and the workers it spawns (and their warm standbys).
     (['sensor_workers.manager.node', '--ros-args', '-p', 'devices:=[ft]'],
      '[manager]: ft: active', 2),
-    (['sensor_workers.bridge.node', '--ros-args', '-p', 'port:=0'], 'listening on', 1),
+    (['sensor_workers.bridge', '--ros-args', '-p', 'port:=0'], 'listening on', 1),
 ], ids=['manager', 'bridge'])
 def test_a_sigkilled_test_run_takes_its_processes_along(tmp_path, ros_env, module, ready,
                                                          processes):

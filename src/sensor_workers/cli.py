@@ -36,7 +36,7 @@ from sensor_workers.ft import simulated_sensor
 from sensor_workers.ft.simulated_sensor import DEFAULT_DEVICES
 from sensor_workers.respawn import RespawnedProcess
 
-BRIDGE_MODULE = 'sensor_workers.bridge.node'
+BRIDGE_MODULE = 'sensor_workers.bridge'
 MANAGER_MODULE = 'sensor_workers.manager.node'
 # The manager needs its stop_timeout_ms (3 s by default) to stop the workers; then SIGKILL.
 STOP_TIMEOUT_S = 10.0
@@ -125,7 +125,7 @@ def _run(config: Path, env: dict[str, str], run_dir: Path, with_bridge: bool) ->
         ft_parameters = simulated.manager_ft_parameters(manager_section)
         manager_args = ['-p', f'ft.parameters:={json.dumps(ft_parameters)}']
     manager = _start(MANAGER_MODULE, config, env, manager_args)
-    bridge_installed = importlib.util.find_spec(BRIDGE_MODULE.rpartition('.')[0]) is not None
+    bridge_installed = importlib.util.find_spec(BRIDGE_MODULE) is not None
     bridge = _respawned_bridge(config, env) if with_bridge and bridge_installed else None
     devices = manager_section.get('devices', DEFAULT_DEVICES)
     url, _ = _bridge_url(config)

@@ -35,10 +35,10 @@ from sensor_workers.bridge import imaging
 from sensor_workers.bridge.app import create_app
 from sensor_workers.bridge.control import ServiceTimeout, ServiceUnavailable
 from sensor_workers.bridge.hub import Hub
+from sensor_workers.bridge.main import StopRequest
 from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.heartbeat import HeartbeatRecord
-from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
 from sensor_workers.paths import use_fastdds_profile
 
@@ -347,34 +347,13 @@ def server_config(app, settings: BridgeSettings) -> uvicorn.Config:
         timeout_graceful_shutdown=2)
 
 
-class _StopRequest:
-    """SIGINT/SIGTERM before uvicorn owns them: remembered and passed on, never raised.
-
-    Raising KeyboardInterrupt from the handler lost signals: one that arrived while a weakref
-    callback ran was printed as "Exception ignored" and dropped, and the bridge served on
-    (test_bridge_signals.py). Setting flags cannot be lost.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.server: uvicorn.Server | None = None
-
-    def __call__(self, signum: int, frame: object) -> None:
-        self.requested = True
-        if self.server is not None:
-            self.server.should_exit = True  # uvicorn skips serving, or stops
-
-
-def main(args: list[str] | None = None) -> None:
-    die_with_parent()  # when started by `sensor-workers up` (its SIGKILL must not orphan us)
+def run(stop: StopRequest, args: list[str] | None = None) -> None:
+    """Run the bridge until `stop` is requested (main.py installed it before these imports)."""
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    # uvicorn owns SIGINT/SIGTERM while it serves and raises them again when it is done; our
-    # handler covers the time before and after.
+    if stop.requested:  # a signal came during the imports: nothing to undo
+        return
     profile = use_fastdds_profile()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = _StopRequest()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stop)
     node = None
     try:
         node = BridgeNode()
@@ -393,10 +372,3 @@ def main(args: list[str] | None = None) -> None:
         rclpy.try_shutdown()
     if node is not None and node.ros_thread_failed:
         sys.exit(1)
-
-
-if __name__ == '__main__':
-    # Run the importable module's main, so its classes are not duplicated under __main__.
-    from sensor_workers.bridge.node import main as module_main
-
-    module_main()

@@ -1,0 +1,5 @@
+"""`python -m sensor_workers.bridge`: the bridge process (see main.py)."""
+
+from sensor_workers.bridge.main import main
+
+main()

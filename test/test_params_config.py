@@ -8,7 +8,8 @@ import pytest
 from sensor_workers import param_table
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = [ROOT / 'config' / 'sim.yaml', ROOT / 'config' / 'robot.yaml']
+CONFIGS = [ROOT / 'config' / 'sim.yaml', ROOT / 'config' / 'sim_two_cameras.yaml',
+           ROOT / 'config' / 'robot.yaml']
 
 
 def _require(node_name: str) -> None:
@@ -37,7 +38,10 @@ def test_table_shows_manager_device_parameters_once():
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.name)
 def test_config_sections_are_nodes(config):
-    unknown = set(param_table.sections(config)) - set(param_table.NODE_MODULES)
+    # A second camera's section (`camera_left`) is a device of the manager of kind camera.
+    devices = {d for d, kind in param_table.device_kinds(config).items()
+               if kind in param_table.NODE_MODULES}
+    unknown = set(param_table.sections(config)) - set(param_table.NODE_MODULES) - devices
     assert not unknown
 
 
@@ -62,6 +66,18 @@ def test_bad_values_are_found(tmp_path, section, finding):
     bad = tmp_path / 'bad.yaml'
     bad.write_text(section)
     assert finding in '\n'.join(param_table.check_config(bad))
+
+
+def test_a_second_camera_is_checked_as_a_camera(tmp_path):
+    _require('camera')
+    two = ROOT / 'config' / 'sim_two_cameras.yaml'
+    assert param_table.device_kinds(two)['camera_left'] == 'camera'
+    assert param_table.check_config(two) == []
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('manager:\n  ros__parameters:\n    devices: [camera_left]\n'
+                   '    camera_left:\n      kind: camera\n'
+                   'camera_left:\n  ros__parameters:\n    bogus: 1\n')
+    assert param_table.check_config(bad) == ["bad.yaml: camera_left has no parameter 'bogus'"]
 
 
 def test_manager_declares_the_config_devices(tmp_path):

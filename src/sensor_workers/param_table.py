@@ -33,6 +33,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 import yaml
 
+from sensor_workers import config_file
 from sensor_workers.testing.ros_env import isolated_ros_environment
 
 # Node name -> module holding its node class (the one rclpy Node subclass defined there).
@@ -86,12 +87,19 @@ def available_nodes() -> list[str]:
 
 
 @contextmanager
-def instantiated(node_name: str, params_file: Path | None = None) -> Iterator[Node]:
-    """Yield the node `node_name` constructed in a private Context, then destroy both."""
-    cls = node_class(node_name)
-    args = ['param_table']
+def instantiated(node_name: str, params_file: Path | None = None,
+                 kind: str | None = None) -> Iterator[Node]:
+    """Yield the node `node_name` constructed in a private Context, then destroy both.
+
+    `kind`: the node of that kind renamed to `node_name` (a second camera, `camera_left`).
+    """
+    cls = node_class(kind or node_name)
+    ros_args = []
+    if kind is not None and kind != node_name:
+        ros_args += ['-r', f'__node:={node_name}']
     if params_file is not None:
-        args += ['--ros-args', '--params-file', str(params_file)]
+        ros_args += ['--params-file', str(params_file)]
+    args = ['param_table', *(['--ros-args', *ros_args] if ros_args else [])]
     context = Context()
     rclpy.init(args=args, context=context)
     node = None
@@ -259,8 +267,8 @@ def _choices(constraints: str) -> list[str] | None:
     return None
 
 
-def check_section(path: Path, node_name: str) -> list[str]:
-    """Return the problems of the section `node_name` of a parameter file.
+def check_section(path: Path, node_name: str, kind: str | None = None) -> list[str]:
+    """Return the problems of the section `node_name` (a node of `kind`) of a parameter file.
 
     Types and ranges are checked by rclpy itself while the node declares its parameters with the
     file's values (as `--params-file` does); unknown names and choices are checked here.
@@ -269,7 +277,7 @@ def check_section(path: Path, node_name: str) -> list[str]:
     content = document.get(node_name) or document.get(f'/{node_name}') or {}
     values = _flatten(content.get('ros__parameters') or {})
     try:
-        with instantiated(node_name, path) as node:
+        with instantiated(node_name, path, kind) as node:
             declared = {p.name: p for p in parameters(node)}
     except Exception as error:  # noqa: BLE001 rclpy's refusal of a value is the finding
         return [f'{path.name}: {node_name}: {type(error).__name__}: {error}']
@@ -297,15 +305,27 @@ def sections(path: Path) -> list[str]:
     return [str(section).lstrip('/') for section in document]
 
 
+def device_kinds(path: Path) -> dict[str, str]:
+    """Return the kind of each device the file's manager section names (`<device>.kind`)."""
+    manager = config_file.node_parameters(path, 'manager')
+    return {str(device): str((manager.get(device) or {}).get('kind', device))
+            for device in manager.get('devices') or []}
+
+
 def check_config(path: Path) -> list[str]:
-    """Return the problems of every section of a parameter file."""
+    """Return the problems of every section of a parameter file.
+
+    A section named after a device of the manager is checked as a node of that device's kind.
+    """
     problems = []
+    kinds = device_kinds(path)
     for node_name in sections(path):
-        if node_name not in NODE_MODULES:
+        kind = kinds.get(node_name, node_name)
+        if kind not in NODE_MODULES:
             problems.append(f'{path.name}: section {node_name!r} is not a node of this package '
-                            f'({", ".join(NODE_MODULES)})')
+                            f'({", ".join(NODE_MODULES)}) nor a device of the manager of a kind')
         else:
-            problems += check_section(path, node_name)
+            problems += check_section(path, node_name, kind)
     return problems
 
 

@@ -1,15 +1,16 @@
 """The asyncio side of the bridge: client registry, fan-out, per-client queues and senders.
 
 The ROS executor thread calls only the `push_*` methods, which never wait: the wrench sample
-goes into a bounded deque, the newest image replaces the previous one, and the rest is
+goes into a bounded deque, the newest image of a camera replaces the previous one (one
+`ImageStream` per camera), and the rest is
 scheduled with `loop.call_soon_threadsafe`. Everything else runs on the event loop. Encoding
-happens once per batch (wrench) or once per distinct image variant, never once per client, and
-JPEG encoding runs in its own thread so a large frame never holds up a wrench batch.
+happens once per batch (wrench) or once per camera and distinct image variant, never once per
+client, and JPEG encoding runs in a thread per camera so a large frame never holds up a wrench
+batch or another camera.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import itertools
 import json
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.devices import LEVELS, DeviceTable, parse_values
+from sensor_workers.bridge.images import ImageStream
 from sensor_workers.bridge.latency import LatencyWindow
 from sensor_workers.bridge.logs import DEFAULT_CLIENT_LEVEL, LogBook, LogLine, level_name
 from sensor_workers.bridge.metrics import BridgeMetrics
@@ -64,6 +66,8 @@ class Client:
     queue: DropOldestQueue
     connected_at: float
     image: ImageOptions | None = None
+    # Image clients: the camera they watch.
+    device: str | None = None
     limiter: RateLimiter | None = None
     # Events clients: the lowest log level they get (logs.LEVELS).
     log_level: int = DEFAULT_CLIENT_LEVEL
@@ -79,8 +83,8 @@ class Client:
             'dropped': self.queue.total_dropped, 'dropped_by_reason': dict(self.queue.dropped),
         }
         if self.image is not None:
-            status.update(max_fps=self.image.max_fps, max_width=self.image.max_width,
-                          format=self.image.format)
+            status.update(device=self.device, max_fps=self.image.max_fps,
+                          max_width=self.image.max_width, format=self.image.format)
         if self.topic == 'events':
             status['log_level'] = level_name(self.log_level)
         return status
@@ -95,9 +99,10 @@ class Hub:
         self.devices = DeviceTable(settings.devices, settings.heartbeat_timeout_ms / 1000.0,
                                    settings.manager_timeout_ms / 1000.0)
         self.wrench = WrenchBatcher()
-        # Age of each message on arrival (now - header stamp), per served topic.
+        # Age of each message on arrival (now - header stamp); images: per stream.
         self._wrench_latency = LatencyWindow(LATENCY_SPAN_S)
-        self._image_latency = LatencyWindow(LATENCY_SPAN_S)
+        self.images = {camera: ImageStream(camera, topic, LATENCY_SPAN_S)
+                       for camera, topic in settings.camera_topics().items()}
         rate_limited = self.metrics.dropped.labels('log', 'rate_limited')
         self.logs = LogBook((*settings.devices, settings.manager_name),
                             settings.log_lines_per_s, settings.log_burst, settings.log_history,
@@ -107,24 +112,18 @@ class Hub:
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
-        self._encoder: ThreadPoolExecutor | None = None
-        self._frame_ready: asyncio.Event | None = None
-        self._latest_frame: imaging.Frame | None = None
-        self._frames_in = 0
-        self._frames_taken = 0
-        self._frames_skipped = 0
         self._wrench_backlog_reported = 0
-        self._bad_frames = 0
         self._events_seen = 0
 
     # Lifecycle (on the loop)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._frame_ready = asyncio.Event()
-        self._encoder = ThreadPoolExecutor(1, thread_name_prefix='image-encode')
+        for stream in self.images.values():
+            stream.open()
         self._tasks = [self._loop.create_task(coro) for coro in (
-            self._wrench_loop(), self._image_loop(), self._device_watch())]
+            self._wrench_loop(), self._device_watch(),
+            *(self._image_loop(stream) for stream in self.images.values()))]
 
     async def stop(self) -> None:
         loop, self._loop = self._loop, None
@@ -134,9 +133,8 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self._encoder is not None:
-            await (loop or asyncio.get_running_loop()).run_in_executor(
-                None, self._encoder.shutdown)
+        for stream in self.images.values():
+            await (loop or asyncio.get_running_loop()).run_in_executor(None, stream.close)
 
     # Called from the ROS thread: never wait, never touch loop-owned state directly.
 
@@ -144,11 +142,11 @@ class Hub:
         self.wrench.push(sample)
         self._wrench_latency.observe((time.time_ns() - sample[0]) / 1e9, time.monotonic())
 
-    def push_image(self, frame: imaging.Frame) -> None:
-        self._image_latency.observe((time.time_ns() - frame.stamp_ns) / 1e9, time.monotonic())
-        self._latest_frame = frame
-        self._frames_in += 1
-        self._call_soon(self._frame_ready.set if self._frame_ready else None)
+    def push_image(self, camera: str, frame: imaging.Frame) -> None:
+        """Make `frame` the newest of `camera` (one of `settings.cameras`)."""
+        stream = self.images[camera]
+        stream.push(frame, (time.time_ns() - frame.stamp_ns) / 1e9, time.monotonic())
+        self._call_soon(stream.ready.set if stream.ready else None)
 
     def push_device_states(self, statuses: list[dict[str, Any]]) -> None:
         self._call_soon(self._on_device_states, statuses)
@@ -178,8 +176,12 @@ class Hub:
     # Clients
 
     def register(self, topic: str, peer: str, image: ImageOptions | None = None,
-                 log_level: int = DEFAULT_CLIENT_LEVEL) -> Client | None:
-        """Add a client, or return None when `max_clients` are connected."""
+                 log_level: int = DEFAULT_CLIENT_LEVEL,
+                 device: str | None = None) -> Client | None:
+        """Add a client, or return None when `max_clients` are connected.
+
+        Image clients watch `device` (a camera of `images`; default the first).
+        """
         if len(self.clients) >= self.settings.max_clients:
             self.metrics.rejected.labels('max_clients').inc()
             return None
@@ -192,6 +194,7 @@ class Hub:
         client = Client(next(self._ids), topic, peer, queue, time.monotonic(), image=image,
                         log_level=log_level)
         if image is not None:
+            client.device = device or self.settings.default_camera
             client.limiter = RateLimiter(image.max_fps)
         self.clients[client.id] = client
         if topic == 'events':
@@ -205,6 +208,9 @@ class Hub:
 
     def clients_of(self, topic: str) -> list[Client]:
         return [c for c in self.clients.values() if c.topic == topic]
+
+    def image_clients_of(self, camera: str) -> list[Client]:
+        return [c for c in self.clients.values() if c.topic == 'image' and c.device == camera]
 
     def _deliver(self, client: Client, item: Any, weight: int = 1) -> None:
         dropped = client.queue.put(item, weight)
@@ -266,25 +272,25 @@ class Hub:
             for client in self.clients_of('wrench'):
                 self._deliver(client, batch, batch.count)
 
-    async def _image_loop(self) -> None:
-        assert self._frame_ready is not None
+    async def _image_loop(self, stream: ImageStream) -> None:
+        """Encode the newest frame of one camera once per variant its clients want, and send."""
+        assert stream.ready is not None
         received = self.metrics.received.labels('image')
+        encoder_busy = self.metrics.dropped.labels('image', 'encoder_busy')
         loop = asyncio.get_running_loop()
         while True:
-            await self._frame_ready.wait()
-            self._frame_ready.clear()
-            frame, frames_in = self._latest_frame, self._frames_in
-            if frame is None or frames_in == self._frames_taken:
+            await stream.ready.wait()
+            stream.ready.clear()
+            taken = stream.take()
+            if taken is None:
                 continue
-            received.inc(frames_in - self._frames_taken)
-            skipped = frames_in - self._frames_taken - 1
-            if skipped > 0:
-                self._frames_skipped += skipped
-                self.metrics.dropped.labels('image', 'encoder_busy').inc(skipped)
-            self._frames_taken = frames_in
+            frame, new = taken
+            received.inc(new)
+            if new > 1:
+                encoder_busy.inc(new - 1)
             now = time.monotonic()
             wanted: dict[imaging.Variant, list[Client]] = {}
-            for client in self.clients_of('image'):
+            for client in self.image_clients_of(stream.device):
                 if client.limiter is not None and client.limiter.accept(now):
                     wanted.setdefault(client.image.variant, []).append(client)
             for variant, clients in wanted.items():
@@ -294,12 +300,13 @@ class Hub:
                         encoded = imaging.encode(frame, variant)
                     else:
                         encoded = await loop.run_in_executor(
-                            self._encoder, imaging.encode, frame, variant,
+                            stream.encoder, imaging.encode, frame, variant,
                             self.settings.jpeg_quality)
                 except ValueError as error:
-                    self._bad_frames += 1
-                    if self._bad_frames == 1 or self._bad_frames % 100 == 0:
-                        log.warning('cannot encode frame %d: %s', frame.seq, error)
+                    stream.bad_frames += 1
+                    if stream.bad_frames == 1 or stream.bad_frames % 100 == 0:
+                        log.warning('cannot encode frame %d of %s: %s', frame.seq,
+                                    stream.device, error)
                     self.metrics.dropped.labels('image', 'bad_frame').inc()
                     continue
                 self.metrics.encoded.labels(variant.format).inc()
@@ -363,9 +370,10 @@ class Hub:
                 'clients': len(self.clients),
                 'max_clients': self.settings.max_clients,
                 'wrench_backlog_dropped': self.wrench.backlog_dropped,
-                'frames_received': self._frames_in,
-                'frames_skipped': self._frames_skipped,
-                'bad_frames': self._bad_frames,
+                'cameras': list(self.images),
+                'frames_received': sum(s.frames_in for s in self.images.values()),
+                'frames_skipped': sum(s.frames_skipped for s in self.images.values()),
+                'bad_frames': sum(s.bad_frames for s in self.images.values()),
                 'worker_events': self._events_seen,
             },
             'devices': self.devices.snapshot(now),
@@ -376,10 +384,13 @@ class Hub:
 
     def _latency(self, now: float) -> dict[str, dict[str, Any]]:
         """Per device: p50/p99 age of its messages on arrival over the last seconds."""
-        s, devices = self.settings, self.settings.devices
-        return {device_of(topic, devices): {'topic': topic, **window.summary(now, LATENCY_SPAN_S)}
-                for topic, window in ((s.wrench_topic, self._wrench_latency),
-                                      (s.image_topic, self._image_latency))}
+        s = self.settings
+        latency = {device_of(s.wrench_topic, s.devices): {
+            'topic': s.wrench_topic, **self._wrench_latency.summary(now, LATENCY_SPAN_S)}}
+        for camera, stream in self.images.items():
+            latency[camera] = {'topic': stream.topic,
+                               **stream.latency.summary(now, LATENCY_SPAN_S)}
+        return latency
 
     def _metrics_snapshot(self) -> dict[str, Any]:
         topics = {topic: {'clients': 0, 'queue_depth': 0} for topic in TOPICS}

@@ -6,6 +6,7 @@ futures, so neither side ever blocks the other.
 """
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterable
 import logging
 import os
@@ -125,8 +126,13 @@ class BridgeNode(Node):
             'devices': declare(self, 'devices', list(defaults.devices),
                                'Devices watched (heartbeats) and controllable over HTTP.',
                                read_only=True),
+            'cameras': declare(self, 'cameras', list(defaults.cameras),
+                               'Cameras served on /ws/image?device=<camera> (default: the '
+                               'first), images from /<camera>/image_raw.',
+                               read_only=True),
             'image_topic': declare(self, 'image_topic', defaults.image_topic,
-                                   'sensor_msgs/Image topic served on /ws/image.', read_only=True),
+                                   "sensor_msgs/Image topic of the first camera ('' = "
+                                   '/<camera>/image_raw).', read_only=True),
             'wrench_topic': declare(self, 'wrench_topic', defaults.wrench_topic,
                                     'geometry_msgs/WrenchStamped topic served on /ws/wrench.',
                                     read_only=True),
@@ -152,13 +158,16 @@ class BridgeNode(Node):
         # serving web clients with no ROS data behind them.
         self.ros_thread_failed = False
         self._service_clients: dict[str, Any] = {}
-        self._frames = 0
+        self._frames: Counter[str] = Counter()
         self._create_interfaces()
 
     def _create_interfaces(self) -> None:
         s, hub = self.settings, self.hub
         self.create_subscription(WrenchStamped, s.wrench_topic, self._on_wrench, WRENCH_QOS)
-        self.create_subscription(Image, s.image_topic, self._on_image, IMAGE_QOS)
+        for camera, topic in s.camera_topics().items():
+            self.create_subscription(Image, topic,
+                                     lambda msg, name=camera: self._on_image(name, msg),
+                                     IMAGE_QOS)
         self.create_subscription(
             DiagnosticArray, f'/{s.manager_name}/device_states',
             lambda msg: hub.push_device_states([_plain(st) for st in msg.status]), qos.LATCHED)
@@ -205,10 +214,10 @@ class BridgeNode(Node):
         f, t = msg.wrench.force, msg.wrench.torque
         self.hub.push_wrench((_stamp_ns(msg.header), f.x, f.y, f.z, t.x, t.y, t.z))
 
-    def _on_image(self, msg: Image) -> None:
-        self._frames += 1
-        self.hub.push_image(imaging.Frame(
-            seq=self._frames, stamp_ns=_stamp_ns(msg.header), width=msg.width,
+    def _on_image(self, camera: str, msg: Image) -> None:
+        self._frames[camera] += 1  # seq: frames of this camera the bridge received
+        self.hub.push_image(camera, imaging.Frame(
+            seq=self._frames[camera], stamp_ns=_stamp_ns(msg.header), width=msg.width,
             height=msg.height, encoding=msg.encoding, step=msg.step, data=msg.data,
             is_bigendian=bool(msg.is_bigendian)))
 

@@ -50,7 +50,9 @@ class BridgeStatus(_Closed):
     clients: int
     max_clients: int
     wrench_backlog_dropped: int
-    frames_received: int
+    cameras: list[str] = Field(description='the cameras served on `/ws/image?device=`, the '
+                                           'first by default')
+    frames_received: int = Field(description='all cameras together')
     frames_skipped: int
     bad_frames: int
     worker_events: int
@@ -97,6 +99,7 @@ class ClientStatus(_Closed):
     sent_bytes: int
     dropped: int
     dropped_by_reason: dict[str, int]
+    device: str | None = Field(None, description='image clients: the camera they watch')
     max_fps: float | None = None
     max_width: int | None = None
     format: Literal['jpeg', 'raw'] | None = None

@@ -26,15 +26,30 @@ class BridgeSettings(BaseModel):
     heartbeat_timeout_ms: int = Field(300, ge=20)  # the manager's default
     manager_timeout_ms: int = Field(2000, ge=100)
     devices: tuple[str, ...] = ('camera', 'ft')
-    image_topic: str = '/camera/image_raw'
+    # The cameras served on /ws/image (`?device=`), the first by default.
+    cameras: tuple[str, ...] = ('camera',)
+    # The first camera's image topic; '' = /<camera>/image_raw like the others.
+    image_topic: str = ''
     wrench_topic: str = '/ft/wrench'
     manager_name: str = 'manager'
     log_lines_per_s: float = Field(20.0, gt=0)
     log_burst: int = Field(50, ge=1)
     log_history: int = Field(50, ge=1)
 
-    @field_validator('allowed_origins', 'devices', mode='before')
+    @field_validator('allowed_origins', 'devices', 'cameras', mode='before')
     @classmethod
     def _drop_empty(cls, value):
         # ROS string arrays cannot be empty in YAML without a type, so [''] means none.
         return tuple(v for v in value if v)
+
+    @property
+    def default_camera(self) -> str | None:
+        """The camera of an image client that names none (None: no camera served)."""
+        return self.cameras[0] if self.cameras else None
+
+    def camera_topics(self) -> dict[str, str]:
+        """Return each camera's sensor_msgs/Image topic, in the order of `cameras`."""
+        topics = {camera: f'/{camera}/image_raw' for camera in self.cameras}
+        if self.cameras and self.image_topic:
+            topics[self.cameras[0]] = self.image_topic
+        return topics

@@ -230,8 +230,13 @@ class ManagerNode(LifecycleNode):
             self._declare_device_parameters(device)
 
     def _declare_device_parameters(self, device: str) -> None:
-        declare(self, f'{device}.module', f'sensor_workers.{device}.node',
-                'Python module of the worker (run with `python -m`).', read_only=True)
+        # A second camera is `camera_left` with `kind: camera`: its own node name, parameter
+        # section and process, the worker module of its kind.
+        kind = declare(self, f'{device}.kind', device,
+                       'Kind of worker (camera, ft); names its default module.', read_only=True)
+        declare(self, f'{device}.module', f'sensor_workers.{kind}.node',
+                'Python module of the worker (run with `python -m`); default: that of its '
+                'kind.', read_only=True)
         declare(self, f'{device}.config', '',
                 'Parameter file of this worker; empty: config_file.', read_only=True)
         declare(self, f'{device}.nice', 0, 'Nice value of the worker process (0: unchanged).',

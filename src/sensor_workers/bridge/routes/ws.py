@@ -1,7 +1,8 @@
 """Websockets: /ws/wrench (JSON batches), /ws/image (binary frames), /ws/events (JSON).
 
-/ws/events takes `log_level` (`?log_level=info` or a message `{"log_level": "info"}`): the
-lowest level of the `log` events it gets (default warn).
+/ws/image takes `device` (a camera of the bridge's `cameras`; default the first) besides the
+image options. /ws/events takes `log_level` (`?log_level=info` or a message
+`{"log_level": "info"}`): the lowest level of the `log` events it gets (default warn).
 
 A connection is accepted first and then closed with a code when refused, so clients see why:
 1008 for a missing or wrong token or a foreign origin, 1013 when `max_clients` are connected,
@@ -68,6 +69,17 @@ def image_options(params: dict[str, Any], hub: Hub,
     return ImageOptions(max_fps, max_width, fmt)
 
 
+def image_device(params: dict[str, Any], hub: Hub) -> str:
+    """Pop and validate the camera an image client asks for (`device`); raise Refused."""
+    cameras = hub.settings.cameras
+    if not cameras:
+        raise Refused(BAD_REQUEST, 'this bridge serves no camera')
+    device = params.pop('device', cameras[0])
+    if device not in cameras:
+        raise Refused(BAD_REQUEST, f'device must be one of {", ".join(cameras)}'[:120])
+    return device
+
+
 def events_log_level(params: dict[str, Any], current: int) -> int:
     """Validate the options of an events client (only `log_level`); raise Refused."""
     unknown = set(params) - {'log_level'}
@@ -99,9 +111,10 @@ async def _serve(websocket: WebSocket, topic: str) -> None:
     await websocket.accept()
     try:
         _check_access(websocket, hub)
-        options, log_level = None, DEFAULT_CLIENT_LEVEL
+        options, log_level, device = None, DEFAULT_CLIENT_LEVEL, None
         params = dict(websocket.query_params)
         if topic == 'image':
+            device = image_device(params, hub)
             options = image_options(params, hub)
         else:
             params.pop('token', None)
@@ -109,7 +122,7 @@ async def _serve(websocket: WebSocket, topic: str) -> None:
                 log_level = events_log_level(params, DEFAULT_CLIENT_LEVEL)
             elif params:
                 raise Refused(BAD_REQUEST, f'unknown parameter {sorted(params)[0][:32]!r}')
-        client = hub.register(topic, _peer(websocket), options, log_level)
+        client = hub.register(topic, _peer(websocket), options, log_level, device)
         if client is None:
             raise Refused(TRY_AGAIN_LATER, f'{hub.settings.max_clients} clients connected')
     except Refused as refused:

@@ -46,6 +46,8 @@
     logsDropped: {}, // node -> lines the bridge's rate limit dropped
     latency: {}, // device -> {p50_ms, p99_ms, count}
     recording: null, // {recording, path, frames, dropped} from the camera's diagnostics
+    cameras: [], // the bridge's cameras (/status bridge.cameras), the first its default
+    camera: null, // the camera shown and controlled (null: the bridge's default, until known)
     historyCapacity: HISTORY,
   };
   const connections = { bridge: 'connecting', image: 'idle', wrench: 'idle', events: 'idle' };
@@ -299,7 +301,10 @@
     applyDevices(status.devices ?? status.device_states);
     if (status.latency) applyLatency(status.latency);
     if (status.logs) applyLogs(status.logs);
-    if (status.bridge) showBridge(status.bridge, status.clients);
+    if (status.bridge) {
+      showCameras(status.bridge.cameras);
+      showBridge(status.bridge, status.clients);
+    }
     sampleHistory();
   }
 
@@ -392,7 +397,7 @@
     const err = card.querySelector('.last-error');
     err.hidden = !d.last_error;
     err.textContent = d.last_error ? `last error: ${d.last_error}` : '';
-    if (name === 'camera') showRecording(d);
+    if (name === selectedCamera()) showRecording(d);
     updateBanner();
   }
 
@@ -764,9 +769,52 @@
     });
   }
   $('record-start').addEventListener('click', () => send(
-    $('record-result'), 'POST', '/devices/camera/recording', { action: 'start' }));
+    $('record-result'), 'POST', `/devices/${selectedCamera()}/recording`, { action: 'start' }));
   $('record-stop').addEventListener('click', () => send(
-    $('record-result'), 'POST', '/devices/camera/recording', { action: 'stop' }));
+    $('record-result'), 'POST', `/devices/${selectedCamera()}/recording`, { action: 'stop' }));
+
+  // ---------------------------------------------------------------- camera choice
+  // One camera at a time: the selector (shown with two or more cameras) picks the one the
+  // image shows and the camera controls and recording act on.
+  function selectedCamera() {
+    return stats.camera ?? stats.cameras[0] ?? 'camera';
+  }
+
+  function showCameras(cameras) {
+    if (!Array.isArray(cameras) || cameras.join() === stats.cameras.join()) return;
+    stats.cameras = cameras.map(String);
+    const select = $('camera-select');
+    select.replaceChildren(...stats.cameras.map((name) => new Option(name, name)));
+    select.hidden = stats.cameras.length < 2;
+    if (stats.camera === null || !stats.cameras.includes(stats.camera)) {
+      chooseCamera(stats.cameras[0] ?? null);
+    } else {
+      select.value = stats.camera;
+    }
+  }
+
+  function chooseCamera(name) {
+    const changed = name !== stats.camera;
+    stats.camera = name;
+    const camera = selectedCamera();
+    $('camera-select').value = camera;
+    $('camera-legend').textContent = camera;
+    for (const input of document.querySelectorAll('input[data-param]')) {
+      if (input.closest('fieldset') === $('camera-legend').parentElement) {
+        input.dataset.device = camera;
+      }
+    }
+    const entry = devices.get(camera);
+    if (entry) showRecording(entry.data);
+    if (changed && imageChannel && !imageChannel.stopped) {
+      // A new stream: its frames, size and drops start afresh.
+      imageAspect = 0;
+      stats.imageSeq = -1;
+      imageChannel.reconnectNow();
+    }
+  }
+
+  $('camera-select').addEventListener('change', (ev) => chooseCamera(ev.target.value));
   $('tare').addEventListener('click', () => send($('tare-result'), 'POST', '/devices/ft/tare'));
 
   // ---------------------------------------------------------------- image
@@ -791,7 +839,9 @@
 
   function imageRequest() {
     stats.requestedMaxWidth = fittedWidth();
-    return { max_width: stats.requestedMaxWidth, max_fps: IMAGE_FPS, format: 'jpeg' };
+    const request = { max_width: stats.requestedMaxWidth, max_fps: IMAGE_FPS, format: 'jpeg' };
+    if (stats.camera) request.device = stats.camera;
+    return request;
   }
 
   function onImageMessage(data) {

@@ -97,8 +97,9 @@ def test_status_shows_every_device(stack):
         assert isinstance(device['restarts'], int) and not device['degraded']
 
     def measured() -> bool:
+        # Over half a second of 1 kHz samples: the bridge may have started receiving just now.
         latency = stack.bridge.status()['latency']
-        return all(latency[name]['count'] > 0 for name in DEVICES)
+        return all(latency[name]['count'] > (500 if name == 'ft' else 0) for name in DEVICES)
 
     # The age of each device's data on arrival, from the bridge's own receipt.
     wait_until(measured, 10, 'latency figures of every device')
@@ -106,7 +107,7 @@ def test_status_shows_every_device(stack):
     for name in DEVICES:
         assert 0 < latency[name]['p50_ms'] <= latency[name]['p99_ms'] < 5000, latency
     if 'ft' in DEVICES:
-        assert latency['ft']['topic'] == '/ft/wrench' and latency['ft']['count'] > 500
+        assert latency['ft']['topic'] == '/ft/wrench'
     # The workers' own /diagnostics (1 Hz) reach the device records.
     wait_until(lambda: all(stack.device(name)['diagnostics'] for name in DEVICES), 5,
                "every worker's /diagnostics")

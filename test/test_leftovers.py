@@ -39,6 +39,18 @@ def unheld_segments(since: float) -> list[Path]:
     return unheld
 
 
+def unheld_ports(since: float) -> list[Path]:
+    """Return the shared-memory ports made since `since` that no live process listens on."""
+    unheld = []
+    for lock in Path('/dev/shm').glob('fastrtps_port*_el'):
+        try:
+            if lock.stat().st_mtime >= since and not held(lock):
+                unheld.append(lock)
+        except FileNotFoundError:
+            continue
+    return unheld
+
+
 def live_sim_dirs() -> set[str]:
     """Return the run directories live simulators were told to remove."""
     dirs = set()
@@ -68,6 +80,8 @@ def test_twenty_kills_leave_no_directory_and_no_segment(procs, tmp_path):
             time.sleep(1.2)  # the replacement's segment is older than the cleanup's guard
         wait_until(lambda: not unheld_segments(started), 10,
                    'segments of killed workers removed')
+        # A dead listener's port goes once its writers let go of it (the 3 s lease at most).
+        wait_until(lambda: not unheld_ports(started), 10, 'ports of killed workers removed')
         left = [d for d in sim_dirs.glob('ft_sim_*')
                 if d.stat().st_mtime >= started and str(d) not in live_sim_dirs()]
         assert not left, f'simulator directories of killed workers: {left}'

@@ -52,6 +52,25 @@ def test_up_starts_and_ctrl_c_stops_everything(procs, tmp_path):
           f'{time.monotonic() - stopping:.2f} s')
 
 
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL])
+def test_ending_up_ends_every_process_it_started_within_2_s(procs, tmp_path, signum):
+    # SIGTERM: what systemd and most supervisors send; SIGKILL: up cannot clean up at all, and
+    # its children follow it by their parent-death signal (lifetime.py).
+    config, _ = ft_cell_config(tmp_path)
+    up = cli(procs, 'up', 'up', '--config', str(config))
+    up.wait_for_output(r'\[manager\]: ft: active', timeout=60)
+    wait_until(lambda: any('standby' in ' '.join(p.cmdline()) for p in descendants(up.pid)), 30,
+               'the warm standby')
+    children = descendants(up.pid)  # manager, bridge, simulator, worker, standby
+    assert len(children) >= 5, children
+    ending = time.monotonic()
+    up.signal(signum)
+    wait_until(lambda: gone(children), 2, f'every process of the cell gone after {signum.name}')
+    print(f'{signum.name}: {len(children)} processes gone in {time.monotonic() - ending:.2f} s')
+    if signum == signal.SIGTERM:
+        assert up.popen.wait(5) == 0, up.tail()
+
+
 def test_up_runs_the_simulated_sensor_as_a_device_that_outlives_its_worker(procs, tmp_path):
     config, _ = ft_cell_config(tmp_path)
     up = cli(procs, 'up', 'up', '--config', str(config))

@@ -6,54 +6,36 @@ one JSON line it prints.
     python test/remote_bridge_client.py status URL
     python test/remote_bridge_client.py stream URL SECONDS
 
-`stream` reads /ws/wrench and /ws/image (raw frames) together for SECONDS: samples, samples
-missing between the first and the last stamp (the sensor's 1 kHz period), the largest gap, the
-client's queue drops, and frames with their rate.
+`stream` reads /ws/wrench and /ws/image (raw frames) together for SECONDS with the bridge tests'
+client (bridge_helpers.receive): samples, samples missing between the first and the last stamp
+(the sensor's 1 kHz period), the largest gap, the client's queue drops, and frames with their
+rate by their own stamps.
 """
 
 import asyncio
 import json
 import sys
-import time
 
+from bridge_helpers import Stream, receive
 import httpx
-from websockets.asyncio.client import connect
 
 SENSOR_PERIOD_NS = 1_000_000
 
 
-async def wrench(url: str, seconds: float) -> dict:
-    stamps: list[int] = []
-    dropped = 0
-    async with connect(f'{url}/ws/wrench') as socket:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            batch = json.loads(await asyncio.wait_for(socket.recv(), 5))
-            stamps.extend(sample[0] for sample in batch['samples'])
-            dropped = batch.get('dropped', dropped)
-    stamps.sort()
+def wrench_figures(stream: Stream) -> dict:
+    stamps = sorted(stream.stamps)
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     lost = sum(round(gap / SENSOR_PERIOD_NS) - 1 for gap in gaps if gap > 1.5 * SENSOR_PERIOD_NS)
-    return {'samples': len(stamps), 'lost': lost, 'dropped': dropped,
+    return {'samples': len(stamps), 'lost': lost, 'dropped': stream.dropped,
             'span_s': (stamps[-1] - stamps[0]) / 1e9 if stamps else 0.0,
             'max_gap_ms': max(gaps, default=0) / 1e6}
 
 
-async def images(url: str, seconds: float) -> dict:
-    frames = 0
-    async with connect(f'{url}/ws/image?format=raw', max_size=None) as socket:
-        await asyncio.wait_for(socket.recv(), 10)  # the first frame starts the clock
-        start = time.monotonic()
-        while time.monotonic() - start < seconds:
-            await asyncio.wait_for(socket.recv(), 5)
-            frames += 1
-    return {'frames': frames, 'fps': frames / seconds}
-
-
 async def stream(url: str, seconds: float) -> dict:
-    wrench_figures, image_figures = await asyncio.gather(wrench(url, seconds),
-                                                         images(url, seconds))
-    return {'wrench': wrench_figures, 'image': image_figures}
+    wrench, images = await asyncio.gather(receive(f'{url}/ws/wrench', seconds),
+                                          receive(f'{url}/ws/image?format=raw', seconds))
+    return {'wrench': wrench_figures(wrench),
+            'image': {'frames': len(images.headers), 'fps': images.frame_rate()}}
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 
+from bridge_helpers import Bridge
 import pytest
 
 from sensor_workers import paths
@@ -35,6 +36,18 @@ def test_a_user_profile_in_either_variable_wins_and_is_copied_to_the_other(varia
     missing = fastdds_profile_environment({variable: '/etc/robot/dds.xml'})
     assert missing == {name: '/etc/robot/dds.xml'
                        for name in FASTDDS_PROFILE_VARIABLES if name != variable}
+
+
+def test_the_bridge_swaps_the_devices_profile_for_its_own_but_keeps_the_users():
+    # `sensor-workers up` and the launch files hand the devices' profile to every process.
+    bridge = str(paths.fastdds_profile(paths.BRIDGE_PROFILE))
+    cell = {FIRST: SHIPPED, SECOND: SHIPPED}
+    assert fastdds_profile_environment(cell, paths.BRIDGE_PROFILE) == {FIRST: bridge,
+                                                                       SECOND: bridge}
+    assert fastdds_profile_environment({}, paths.BRIDGE_PROFILE) == {FIRST: bridge,
+                                                                     SECOND: bridge}
+    user = {FIRST: '/etc/robot/dds.xml', SECOND: '/etc/robot/dds.xml'}
+    assert fastdds_profile_environment(user, paths.BRIDGE_PROFILE) == {}
 
 
 def test_the_manager_hands_its_workers_the_users_profile(monkeypatch):
@@ -128,6 +141,36 @@ def test_every_shared_memory_port_a_process_listens_on_takes_the_short_health_ch
     assert len(before) == 2, before
     woke = {name: after[name] - before[name] for name in before}
     assert all(count >= 10 for count in woke.values()), f'wake-ups in 1 s: {woke}'
+
+
+@pytest.mark.integration
+def test_the_bridge_receives_over_udp_and_offers_the_devices_no_shared_memory_port(
+        procs, probe):
+    # A shared-memory reader that dies can stall its writers for 2 s (config/fastdds_bridge.xml,
+    # docs/manager.md "Fault isolation"): the bridge must not be one, yet still get the data.
+    from geometry_msgs.msg import WrenchStamped
+
+    bridge = Bridge(procs)
+    bridge.process.wait_for_output(r'fastdds_bridge\.xml \(shipped\)', timeout=5)
+    publisher = probe.publisher(WrenchStamped, '/ft/wrench')
+    wait_until(lambda: publisher.get_subscription_count() == 1, 20, 'bridge matched')
+
+    def received() -> float:
+        text = bridge.get('/metrics').text
+        line = next(line for line in text.splitlines() if line.startswith(
+            'sensor_workers_bridge_received_messages_total{topic="wrench"}'))
+        return float(line.split()[-1])
+
+    def publish_and_count() -> bool:
+        for _ in range(20):
+            publisher.publish(WrenchStamped())
+        return received() > 0
+
+    wait_until(publish_and_count, 20, 'wrench received by the bridge')
+    # No listener thread, so no port of its own that a writer could open. (It still *sends*
+    # through the shared-memory transport rmw_fastrtps adds: that touches live ports only.)
+    listeners = list(_shm_listener_wakeups(bridge.process.pid))
+    assert listeners == [], f'the bridge listens on shared memory: {listeners}'
 
 
 @pytest.mark.integration

@@ -28,9 +28,16 @@ def config_file(name: str) -> Path:
     return path
 
 
-def fastdds_profile() -> Path:
-    """Return the Fast DDS profile with the enlarged shared-memory segment large images need."""
-    return config_file('fastdds.xml')
+# The shipped Fast DDS profiles: the devices' (shared memory with the enlarged segment large
+# images need, UDPv4 between hosts) and the bridge's (UDPv4 only: no shared-memory port whose
+# reader's death could stall the devices' writers; config/fastdds_bridge.xml says why).
+CELL_PROFILE = 'fastdds.xml'
+BRIDGE_PROFILE = 'fastdds_bridge.xml'
+
+
+def fastdds_profile(name: str = CELL_PROFILE) -> Path:
+    """Return the path of a shipped Fast DDS profile (default: the devices')."""
+    return config_file(name)
 
 
 # Fast DDS 2.x (Jazzy) reads only the first name, Fast DDS 3.x (Kilted and later) the second.
@@ -49,19 +56,24 @@ class FastDdsProfile:
         return f'Fast DDS profile {self.path} ({whose})'
 
 
-def fastdds_profile_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the profile variables missing from `environ` (default: none given).
+def fastdds_profile_environment(environ: Mapping[str, str] | None = None,
+                                profile: str = CELL_PROFILE) -> dict[str, str]:
+    """Return the profile variables to set over `environ` (default: none given).
 
     A profile the user set, in either variable, wins and is copied to the other one, so every
-    Fast DDS version loads it; when none is set, both name the shipped profile.
+    Fast DDS version loads it. When none is set, or the one set is a shipped profile (the
+    launch files and `sensor-workers up` hand the devices' profile to every process they start),
+    both name the shipped `profile`.
     """
     environ = {} if environ is None else environ
     chosen = next((environ[name] for name in FASTDDS_PROFILE_VARIABLES if environ.get(name)),
-                  str(fastdds_profile()))
-    return {name: chosen for name in FASTDDS_PROFILE_VARIABLES if not environ.get(name)}
+                  None)
+    if chosen is None or _is_shipped(chosen):
+        chosen = str(fastdds_profile(profile))
+    return {name: chosen for name in FASTDDS_PROFILE_VARIABLES if environ.get(name) != chosen}
 
 
-def use_fastdds_profile() -> FastDdsProfile:
+def use_fastdds_profile(profile: str = CELL_PROFILE) -> FastDdsProfile:
     """Make this process, and the children it starts, load the user's profile or ours.
 
     Call before `rclpy.init()`: Fast DDS reads the variables when it creates the first
@@ -72,19 +84,22 @@ def use_fastdds_profile() -> FastDdsProfile:
     the profile's (shm_segments.py).
     """
     remove_unheld_ports()
-    os.environ.update(fastdds_profile_environment(os.environ))
+    os.environ.update(fastdds_profile_environment(os.environ, profile))
     return fastdds_profile_in_use()
 
 
 def fastdds_profile_in_use() -> FastDdsProfile:
     """Describe the profile this process loads (after `use_fastdds_profile()`)."""
     path = os.environ[FASTDDS_PROFILE_VARIABLES[0]]
-    return FastDdsProfile(path, shipped=_same_file(path, fastdds_profile()))
+    return FastDdsProfile(path, shipped=_is_shipped(path))
 
 
-def _same_file(path: str, shipped: Path) -> bool:
+def _is_shipped(path: str) -> bool:
     # The launch files name the installed copy (or a symlink to it); a source tree, ours.
-    try:
-        return os.path.samefile(path, shipped)
-    except OSError:  # the user's file does not exist: Fast DDS will say so
-        return False
+    for name in (CELL_PROFILE, BRIDGE_PROFILE):
+        try:
+            if os.path.samefile(path, fastdds_profile(name)):
+                return True
+        except OSError:  # the user's file does not exist: Fast DDS will say so
+            continue
+    return False

@@ -41,7 +41,7 @@ from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.params import declare
-from sensor_workers.paths import use_fastdds_profile
+from sensor_workers.paths import BRIDGE_PROFILE, use_fastdds_profile
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ def run(stop: StopRequest, args: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     if stop.requested:  # a signal came during the imports: nothing to undo
         return
-    profile = use_fastdds_profile()
+    profile = use_fastdds_profile(BRIDGE_PROFILE)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:

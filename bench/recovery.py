@@ -10,7 +10,13 @@ gap and the samples they lost (by publication sequence number, at a subscriber d
 take a catch-up burst), and the failures the manager decided itself (`heartbeat_missed`,
 `stalled`: no device but the killed one was touched).
 
+`--bridge-kills N` then kills a bridge N times, each a fresh one killed BRIDGE_FED_S after it
+listens (subscribed and fed), and prints what each kill cost every device the same way.
+`--bridge-profile FILE` hands it that Fast DDS profile instead of its own (e.g.
+config/fastdds.xml, the shared-memory profile the bridge had before config/fastdds_bridge.xml).
+
     python -m bench.recovery [--kills 20] [--seconds S] [--devices camera ft] [--no-standby]
+                             [--bridge-kills N] [--bridge-profile FILE]
 """
 
 import argparse
@@ -35,6 +41,7 @@ import yaml  # noqa: E402
 
 from sensor_workers import paths, qos  # noqa: E402
 from sensor_workers.diagnostics import latest_status, status_values  # noqa: E402
+from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES  # noqa: E402
 from sensor_workers.testing.processes import ProcessGroup, log_directory  # noqa: E402
 from sensor_workers.testing.ros_probe import Received, RosProbe, StreamStats  # noqa: E402
 from sensor_workers.testing.waiting import wait_until  # noqa: E402
@@ -50,6 +57,8 @@ OBSERVE_S = 4.0
 DEEP = {'ft': 3000, 'camera': 60}
 FALSE_FAILURES = ('heartbeat_missed', 'stalled')
 POLL_S = 0.002  # the detection and recovery times are read to this resolution
+# A bridge is killed this long after it listens: its readers are matched and fed by then.
+BRIDGE_FED_S = 6.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -141,6 +150,23 @@ class Bench:
         lost = sum(s.lost for s in others)
         return detected - killed, back - killed, gap, lost, self.false_failures(killed)
 
+    def kill_bridge_once(self, index: int, profile: str | None) -> tuple[float, int, int]:
+        """Start a bridge, kill it once fed; return the devices' largest gap, lost, failures."""
+        env = None if profile is None else dict.fromkeys(FASTDDS_PROFILE_VARIABLES, profile)
+        bridge = self.procs.start_python(f'bridge_{index}', 'sensor_workers.bridge', '--ros-args',
+                                         '-p', 'port:=0', '-p', 'host:=127.0.0.1', env=env)
+        bridge.wait_for_output('listening on', timeout=60)
+        time.sleep(BRIDGE_FED_S)
+        for stream in self.streams.values():
+            stream.reset()
+        killed = time.monotonic()
+        bridge.signal(signal.SIGKILL)
+        bridge.popen.wait(10)
+        time.sleep(OBSERVE_S)
+        gap = max(s.largest_gap_s for s in self.streams.values())
+        lost = sum(s.lost for s in self.streams.values())
+        return gap, lost, self.false_failures(killed)
+
     def run(self, kills: int, seconds: float | None) -> dict[str, list[tuple]]:
         wait_until(lambda: all(self.state(d).get('state') == 'active' for d in self.devices), 90,
                    'devices active')
@@ -167,11 +193,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='restart from scratch (manager parameter warm_standby: false)')
     parser.add_argument('--keep', type=Path, default=None,
                         help='write the process logs (manager and workers) into this directory')
+    parser.add_argument('--bridge-kills', type=int, default=0,
+                        help='then kill a freshly started, fed bridge this many times')
+    parser.add_argument('--bridge-profile', default=None,
+                        help="Fast DDS profile for the bridge (default: the bridge's own)")
     args = parser.parse_args(argv)
     with log_directory(args.keep, 'recovery_') as directory:
         bench = Bench(args.devices, directory, standby=not args.no_standby)
         try:
             results = bench.run(args.kills, args.seconds)
+            bridge = [bench.kill_bridge_once(n, args.bridge_profile)
+                      for n in range(args.bridge_kills)]
         except TimeoutError as error:
             print(f'recovery bench failed: {error}\n{bench.manager.tail(40)}', file=sys.stderr)
             return 1
@@ -184,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f'{"kill -> first new message ms p50/p99/max":>42}  '
           f'{"others: max gap ms, lost":>25}  {"false failures":>14}')
     for device, samples in results.items():
+        if not samples:  # --kills 0: bridge kills only
+            continue
         detection = [s[0] * 1000 for s in samples]
         back = [s[1] * 1000 for s in samples]
         gaps = [s[2] * 1000 for s in samples]
@@ -198,7 +232,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for device, samples in results.items():
         print(f'  {device}: ' + ', '.join(f'{s[1] * 1000:.0f}/{s[2] * 1000:.0f}/{s[3]}'
                                           for s in samples))
+    if bridge:
+        print_bridge_kills(bridge, args.bridge_profile)
     return 0
+
+
+def print_bridge_kills(samples: list[tuple[float, int, int]], profile: str | None) -> None:
+    gaps = [s[0] * 1000 for s in samples]
+    paused = sum(1 for gap in gaps if gap >= 500)
+    print(f'bridge kills ({profile or "its own profile"}): {len(samples)}, devices paused '
+          f'>= 500 ms after {paused}, largest gap {max(gaps):.0f} ms, lost '
+          f'{sum(s[1] for s in samples)}, false failures {sum(s[2] for s in samples)}')
+    print("  per kill (devices' largest gap ms/lost): "
+          + ', '.join(f'{s[0] * 1000:.0f}/{s[1]}' for s in samples))
 
 
 if __name__ == '__main__':

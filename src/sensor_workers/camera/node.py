@@ -65,8 +65,10 @@ def _image_kwargs() -> dict[str, Any]:
 class CameraNode(WorkerNode):
     """Lifecycle node `camera`; see the module docstring and docs/camera.md."""
 
-    # About a second of 1-4 MP frames (with their camera_info) through a DDS stall.
-    PUBLISH_QUEUE = 64
+    # Two seconds of frames with their camera_info through a DDS stall (a killed shared-memory
+    # subscriber can freeze this process's writes for 2 s, docs/manager.md "Fault isolation"),
+    # up to PUBLISH_QUEUE_BYTES: about 2 s of 2 MP frames, less of larger ones.
+    PUBLISH_QUEUE = 128
     PUBLISH_QUEUE_BYTES = 128 << 20
 
     def __init__(self, **kwargs) -> None:

@@ -42,8 +42,10 @@ FLAG_NAMES = ('throttled', 'overrange', 'invalid')
 
 
 class FtNode(WorkerNode):
-    # Two seconds of samples at 1 kHz (a few hundred bytes each).
-    PUBLISH_QUEUE = 2000
+    # Three seconds of samples at 1 kHz (a few hundred bytes each): a killed shared-memory
+    # subscriber can freeze this process's DDS writes for 2 s (docs/manager.md, "Fault
+    # isolation"), and the read loop goes on meanwhile.
+    PUBLISH_QUEUE = 3000
 
     def __init__(self, **kwargs) -> None:
         super().__init__('ft', **kwargs)

@@ -3,6 +3,7 @@
 import pytest
 
 from sensor_workers.manager.liveness import (
+    CLOCK_TICKS,
     Liveness,
     LivenessConfig,
     ThreadSample,
@@ -73,7 +74,7 @@ def test_a_starved_loop_is_late_but_a_busy_silent_one_is_missed():
     assert 'starved' in judgement.reason
     busy = beating(until=5.0)
     assert busy.judge(5.4, 0.0, ThreadSample('R', 500)).verdict is Verdict.LATE
-    judgement = busy.judge(5.6, 0.0, ThreadSample('R', 520))
+    judgement = busy.judge(5.6, 0.0, ThreadSample('R', 500 + round(0.2 * CLOCK_TICKS)))
     assert judgement.verdict is Verdict.MISSED
     assert 'busy' in judgement.reason
 
@@ -127,3 +128,13 @@ def test_a_blocked_loop_names_the_kernel_function_it_waits_in():
         'loop thread blocked (state D in rwsem_down_read_slowpath)')
     assert liveness.judge(7.5, 0.0, blocked).reason == (
         'loop silent, thread state D in rwsem_down_read_slowpath')
+
+
+def test_a_starved_loop_that_runs_now_and_then_is_not_busy():
+    # Runnable under a heavy load, it gets a few ticks: 10% of its silence is not spinning.
+    liveness = beating(until=5.0)
+    assert liveness.judge(5.4, 0.0, ThreadSample('R', 500)).verdict is Verdict.LATE
+    few = 500 + round(0.1 * 0.5 * CLOCK_TICKS)
+    judgement = liveness.judge(5.9, 0.0, ThreadSample('R', few))
+    assert judgement.verdict is Verdict.LATE
+    assert 'starved' in judgement.reason

@@ -5,7 +5,8 @@ loop sent it, on the system-wide monotonic clock), what /proc says of the loop t
 beats stop, and how late the manager's own tick runs. The verdict tells apart:
 
 - a *hung* worker: its loop thread is stopped (SIGSTOP, a debugger), gone, or still silent after
-  `grace_s`; or busy on a CPU without beating: MISSED after `heartbeat_timeout_s`;
+  `grace_s`; or busy on a CPU without beating (it ran for at least `busy_share` of the silence
+  so far): MISSED after `heartbeat_timeout_s`;
 - a *blocked* worker: the loop thread sleeps in the kernel (a lock, I/O, the GIL held by a
   thread stuck in DDS): LATE until `grace_s`, then MISSED;
 - a *starved* worker: the loop thread is runnable but gets no CPU: LATE until `grace_s`;
@@ -19,6 +20,10 @@ because the manager read its pipe late.
 
 from dataclasses import dataclass
 from enum import StrEnum
+import os
+
+# Clock ticks per second of /proc's CPU times.
+CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 
 
 class Verdict(StrEnum):
@@ -37,6 +42,9 @@ class LivenessConfig:
     stall_timeout_s: float = 2.0
     # How long a blocked or starved loop may stay silent before it counts as hung.
     grace_s: float = 2.0
+    # A silent loop thread that ran this share of the time is spinning; a starved one, runnable
+    # but mostly waiting for a CPU, gains a few ticks too.
+    busy_share: float = 0.5
     # Extra time for the first beat after activation (the loop thread is just starting).
     first_beat_grace_s: float = 1.0
 
@@ -75,8 +83,8 @@ class Liveness:
         self.loop_tid = 0
         self.samples = 0
         self.samples_changed_at = active_at + config.first_beat_grace_s
-        # CPU time of the loop thread when the silence was first noticed.
-        self._silent_cpu_ticks: int | None = None
+        # (time, CPU ticks of the loop thread) when the silence was first noticed.
+        self._silent_cpu: tuple[float, int] | None = None
 
     def beat(self, sent_at: float, samples: int, tid: int) -> None:
         """Take one heartbeat record (`sent_at` on the monotonic clock)."""
@@ -84,7 +92,7 @@ class Liveness:
             return  # older than one already seen
         self.last_sent = sent_at
         self.loop_tid = tid
-        self._silent_cpu_ticks = None
+        self._silent_cpu = None
         if samples != self.samples:
             self.samples = samples
             self.samples_changed_at = max(self.samples_changed_at, sent_at)
@@ -106,22 +114,31 @@ class Liveness:
             if stalled_for > config.stall_timeout_s:
                 return Judgement(Verdict.STALLED, stalled_for)
             return Judgement(Verdict.OK, silence)
-        return self._silent(silence, thread)
+        return self._silent(now, silence, thread)
 
-    def _silent(self, silence: float, thread: ThreadSample | None) -> Judgement:
+    def _busy(self, now: float, thread: ThreadSample) -> bool:
+        """Return whether the loop thread ran `busy_share` of the time since the silence began."""
+        if self._silent_cpu is None:
+            self._silent_cpu = (now, thread.cpu_ticks)
+            return False
+        since, ticks = self._silent_cpu
+        ran_s = (thread.cpu_ticks - ticks) / CLOCK_TICKS
+        return now > since and ran_s >= self.config.busy_share * (now - since)
+
+    def _silent(self, now: float, silence: float, thread: ThreadSample | None) -> Judgement:
         if thread is None or thread.state in ('', 'Z', 'X', 'x'):
             return Judgement(Verdict.MISSED, silence, 'loop thread gone')
         if thread.state in ('T', 't'):
             return Judgement(Verdict.MISSED, silence, 'process stopped')
-        if silence > self.config.grace_s:
-            return Judgement(Verdict.MISSED, silence, f'loop silent, thread {thread.describe()}')
+        if self._busy(now, thread):
+            return Judgement(Verdict.MISSED, silence, 'loop busy without beating')
         if thread.state == 'R':
-            if self._silent_cpu_ticks is None:
-                self._silent_cpu_ticks = thread.cpu_ticks
-            if thread.cpu_ticks > self._silent_cpu_ticks:
-                return Judgement(Verdict.MISSED, silence, 'loop busy without beating')
-            return Judgement(Verdict.LATE, silence, 'loop thread starved of CPU')
-        return Judgement(Verdict.LATE, silence, f'loop thread blocked ({thread.describe()})')
+            reason = 'loop thread starved of CPU'
+        else:
+            reason = f'loop thread blocked ({thread.describe()})'
+        if silence <= self.config.grace_s:
+            return Judgement(Verdict.LATE, silence, reason)
+        return Judgement(Verdict.MISSED, silence, f'loop silent, thread {thread.describe()}')
 
 
 def parse_thread_stat(text: str, wchan: str = '') -> ThreadSample:

@@ -650,11 +650,24 @@ class ManagerNode(LifecycleNode):
             wchan = ''
         return parse_thread_stat(text, wchan)
 
+    @staticmethod
+    def _ended(pid: int) -> bool:
+        """Return whether the process has ended (a zombie not yet reaped, or reaped)."""
+        try:
+            stat = Path(f'/proc/{pid}/stat').read_text()
+        except OSError:
+            return True
+        return parse_thread_stat(stat).state in ('Z', 'X', 'x')
+
     def _watch(self, device: Device, now: float, tick_late_s: float) -> None:
         if device.policy.phase is not DeviceState.ACTIVE or device.liveness is None:
             return
         judgement = device.liveness.judge(now, tick_late_s, self._loop_thread(device))
         verdict = judgement.verdict
+        if verdict is Verdict.MISSED and self._ended(device.pid):
+            # Killed or crashed, not hung: its exit (`exited`, with the code) is on its way from
+            # the thread that waits for it, which a loaded machine may run later than this tick.
+            return
         if verdict is Verdict.MISSED:
             self.get_logger().warning(f'{device.name}: heartbeat missed: {judgement.reason}')
             self._apply(device, device.policy.heartbeat_missed(judgement.silence_s, now))

@@ -372,7 +372,7 @@ def run(stop: StopRequest, args: list[str] | None = None) -> None:
         host, port = sock.getsockname()[:2]
         shown = f'[{host}]' if ':' in host else host
         node.get_logger().info(f'listening on http://{shown}:{port}')
-        stop.server = uvicorn.Server(server_config(create_app(node), settings))
+        stop.server = uvicorn.Server(server_config(create_app(settings, node.hub, node), settings))
         if not stop.requested:
             stop.server.run(sockets=[sock])
     finally:

@@ -85,9 +85,10 @@ class FakeController:
 
 
 @contextmanager
-def serve(settings: BridgeSettings, controller: FakeController) -> Iterator[tuple[str, Hub]]:
+def serve(settings: BridgeSettings, controller: FakeController,
+          hub: Hub | None = None) -> Iterator[tuple[str, Hub]]:
     """Serve create_app(settings, hub, controller) on a free port; yield its URL and hub."""
-    hub = Hub(settings)
+    hub = hub or Hub(settings)
     app = create_app(settings, hub, controller)
     sock = socket.socket()
     sock.bind(('127.0.0.1', 0))

@@ -23,9 +23,11 @@ requests with a foreign `Origin` get 403. A wrong method on a path gets 405 with
 
 Websockets (OpenAPI cannot describe them; same token and origin rules, `?token=` allowed):
 `/ws/wrench` (JSON batches), `/ws/image` (binary frames; query `max_fps`, `max_width`,
-`format`), `/ws/events` (JSON; query `log_level`). Close codes: 1003 binary message sent,
-1008 token or origin, 1009 message over `max_ws_message_bytes`, 1013 `max_clients` reached,
-4400 bad query parameter or message.
+`format`), `/ws/events` (JSON; query `log_level`), `/foxglove` (the Foxglove WebSocket
+protocol, subprotocol `foxglove.websocket.v1` or `foxglove.sdk.v1`). Close codes: 1003 binary
+message sent, 1008 token or origin, 1009 message over `max_ws_message_bytes`, 1013
+`max_clients` reached, 4400 bad query parameter or message (`/foxglove`: no Foxglove
+subprotocol; its bad messages get an error status instead).
 """
 
 

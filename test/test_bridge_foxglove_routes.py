@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from sensor_workers.bridge.foxglove.protocol import SUBPROTOCOLS
 from sensor_workers.bridge.foxglove.schema import message_schema
 from sensor_workers.bridge.hub import Hub
+from sensor_workers.bridge.schemas import Status
 from sensor_workers.bridge.settings import BridgeSettings
 
 TOKEN = 'fox-token'
@@ -306,6 +307,7 @@ def test_a_stalled_client_loses_only_its_own_messages(bridge):
     # Every wrench in order, and images at the client's cap (10 fps of the 30 pushed).
     assert forces == [float(n) for n in range(1, published + 1)]
     assert 15 <= len(frames) <= 25, len(frames)
+    Status.model_validate(status)  # what the OpenAPI document says, Foxglove clients included
     clients = {c['channels']['/ft/wrench']['subscription']: c for c in status['clients']}
     assert clients[5]['dropped'] == 0  # the reading client lost nothing
     stuck = clients[0]

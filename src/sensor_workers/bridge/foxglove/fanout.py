@@ -14,6 +14,7 @@ import time
 import uuid
 
 from sensor_workers.bridge.foxglove.channels import Channel, header_stamp_ns
+from sensor_workers.bridge.foxglove.distro import ros_distro
 from sensor_workers.bridge.foxglove.protocol import ProtocolError, message_data
 from sensor_workers.bridge.foxglove.session import Frame, Session
 from sensor_workers.bridge.metrics import BridgeMetrics
@@ -31,6 +32,9 @@ class FoxgloveFanout:
         self.sessions: dict[int, Session] = {}
         # A new id per bridge start: a client that reconnects knows its subscriptions are gone.
         self.session_id = uuid.uuid4().hex
+        # Looked up once here: reading the installed distributions took ~1 s on a busy host,
+        # too long for the event loop at a client's first connection.
+        self.metadata = {'ROS_DISTRO': ros_distro()}
         self.backlog_dropped = 0
         self._inbox: deque[tuple[Channel, bytes, int]] = deque()
         self._wanted: frozenset[int] = frozenset()

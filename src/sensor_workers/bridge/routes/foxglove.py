@@ -16,7 +16,6 @@ from starlette.websockets import WebSocketDisconnect
 
 from sensor_workers.bridge.controller import Controller
 from sensor_workers.bridge.foxglove.connection import Connection
-from sensor_workers.bridge.foxglove.distro import ros_distro
 from sensor_workers.bridge.foxglove.protocol import SUBPROTOCOLS
 from sensor_workers.bridge.foxglove.services import trigger_services
 from sensor_workers.bridge.foxglove.session import Subscription
@@ -76,7 +75,7 @@ def _connection(client: Client, hub: Hub, controller: Controller) -> Connection:
                                 settings.manager_name)
     connection = Connection(client.session, hub.foxglove, controller, settings.devices,
                             services)
-    connection.greet(SERVER_NAME, {'ROS_DISTRO': ros_distro()})
+    connection.greet(SERVER_NAME, hub.foxglove.metadata)
     return connection
 
 

@@ -9,8 +9,10 @@ subscriptions alike, so most share one frame) and offered to every subscribed se
 
 import asyncio
 from collections import deque
+from dataclasses import dataclass
 import itertools
 import time
+from typing import Any
 import uuid
 
 from sensor_workers.bridge.foxglove.channels import Channel, header_stamp_ns
@@ -23,12 +25,37 @@ from sensor_workers.bridge.metrics import BridgeMetrics
 INBOX = 4096
 
 
+@dataclass(frozen=True)
+class ChannelMetrics:
+    """A channel's labelled metrics, looked up once (`labels()` cost ~15 us per message)."""
+
+    received: Any
+    sent: Any
+    sent_bytes: Any
+    latency: Any
+    queue_full: Any
+    superseded: Any
+
+    @classmethod
+    def of(cls, metrics: BridgeMetrics, label: str) -> 'ChannelMetrics':
+        return cls(metrics.received.labels(label), metrics.sent.labels(label),
+                   metrics.sent_bytes.labels(label), metrics.latency.labels(label),
+                   metrics.dropped.labels(label, 'queue_full'),
+                   metrics.dropped.labels(label, 'superseded'))
+
+    def dropped(self, reason: str) -> Any:
+        return self.superseded if reason == 'superseded' else self.queue_full
+
+
 class FoxgloveFanout:
     """Channels, sessions and the hand-over from ROS; owned by the hub."""
 
     def __init__(self, metrics: BridgeMetrics) -> None:
         self.metrics = metrics
         self.channels: dict[int, Channel] = {}
+        self.channel_metrics: dict[int, ChannelMetrics] = {}
+        # The JSON answers and service responses of all clients.
+        self.control_metrics = ChannelMetrics.of(metrics, 'foxglove')
         self.sessions: dict[int, Session] = {}
         # A new id per bridge start: a client that reconnects knows its subscriptions are gone.
         self.session_id = uuid.uuid4().hex
@@ -46,6 +73,7 @@ class FoxgloveFanout:
         """Serve `topic` (before the bridge starts); return its channel."""
         channel = Channel(len(self.channels) + 1, topic, schema_name, schema)
         self.channels[channel.id] = channel
+        self.channel_metrics[channel.id] = ChannelMetrics.of(self.metrics, channel.label)
         return channel
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -86,7 +114,8 @@ class FoxgloveFanout:
             self._dispatch(channel, payload, receive_ns)
 
     def _dispatch(self, channel: Channel, payload: bytes, receive_ns: int) -> None:
-        self.metrics.received.labels(channel.label).inc()
+        metrics = self.channel_metrics[channel.id]
+        metrics.received.inc()
         stamp_ns = header_stamp_ns(payload) if channel.stamped else 0
         seq = next(self._seq)
         now = time.monotonic()
@@ -103,7 +132,7 @@ class FoxgloveFanout:
                     message_data(subscription.id, receive_ns, payload), stamp_ns, seq)
             dropped = session.put_frame(subscription, frame)
             if dropped:
-                self.metrics.dropped.labels(channel.label, subscription.queue.reason).inc(dropped)
+                metrics.dropped(subscription.queue.reason).inc(dropped)
 
     def subscribe(self, session: Session, subscription_id: int, channel_id: int) -> None:
         channel = self.channels.get(channel_id)

@@ -81,16 +81,17 @@ def _connection(client: Client, hub: Hub, controller: Controller) -> Connection:
 
 def _counter(client: Client, hub: Hub):
     """Count what the sender sent: per client, and per topic in /metrics."""
-    metrics = hub.metrics
+    fanout = hub.foxglove
 
     def sent(subscription: Subscription | None, size: int, stamp_ns: int) -> None:
-        label = subscription.channel.label if subscription else 'foxglove'
+        metrics = fanout.channel_metrics[subscription.channel.id] if subscription \
+            else fanout.control_metrics
         client.sent += 1
         client.sent_bytes += size
-        metrics.sent.labels(label).inc()
-        metrics.sent_bytes.labels(label).inc(size)
+        metrics.sent.inc()
+        metrics.sent_bytes.inc(size)
         if stamp_ns > 0:
-            metrics.latency.labels(label).observe(max(0.0, (time.time_ns() - stamp_ns) / 1e9))
+            metrics.latency.observe(max(0.0, (time.time_ns() - stamp_ns) / 1e9))
 
     return sent
 

@@ -150,9 +150,9 @@ def test_per_topic_queues_drop_their_own_oldest():
                 session.close()
 
         await session.run_sender(send, send, lambda *_: None)
-        # Answers first, then the other topics in arrival order, the frame last.
-        assert sent == ['{"op":"status"}', b'event', b'wrench2', b'wrench3', b'wrench4',
-                        b'image4']
+        # Answers first, then every topic in the order the bridge received the messages.
+        assert sent == ['{"op":"status"}', b'event', b'wrench2', b'wrench3', b'image4',
+                        b'wrench4']
         status = session.status()
         assert status['dropped_by_reason'] == {'queue_full': 2, 'superseded': 4}
         assert status['channels']['/ft/wrench']['sent'] == 3

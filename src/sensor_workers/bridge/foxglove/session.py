@@ -3,9 +3,10 @@
 Every subscription has its own drop-oldest queue, so a busy topic can only push out its own
 older messages; image subscriptions hold only the newest frame and pass at most
 `image_max_fps` frames a second. JSON answers (advertise, status, parameter values) wait in a
-control queue of their own. The sender takes control messages first, then the oldest message
-of the other topics (in the order the bridge received them), then images: a 1 kHz wrench never
-waits behind a backlog of frames, only behind the one being written.
+control queue of their own. The sender takes control messages first, then the oldest message of
+all its topics, in the order the bridge received them. A 1 kHz wrench waits behind at most one
+frame per image topic (there is never more), and a client that cannot keep up with the wrench
+still gets its turn of frames (a strict priority for small messages would starve them).
 """
 
 import asyncio
@@ -100,8 +101,7 @@ class Session:
         ready = [s for s in self.subscriptions.values() if len(s.queue)]
         if not ready:
             return None
-        # Other topics before frames; among them the message the bridge received first.
-        subscription = min(ready, key=lambda s: (s.channel.image, s.queue.peek().seq))
+        subscription = min(ready, key=lambda s: s.queue.peek().seq)
         return subscription, subscription.queue.pop()
 
     async def run_sender(self, send_text: Callable[[str], Awaitable[None]],

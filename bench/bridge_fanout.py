@@ -1,14 +1,21 @@
 """Fan-out of image 640x480 (or `--size`) @ 30 fps + wrench 1 kHz to 1, 4 and 16 websocket clients.
 
 In one run, against the same ROS publisher process:
-- `bridge`: our bridge process (raw frames, `format=raw`, and wrench batches);
-- `foxglove`: an rclpy relay (EventsExecutor) into foxglove-sdk's Python websocket server, the
-  wrench one message per sample, images as raw bytes; clients subscribe to both channels.
-With more than one client, one of them completes the handshake (and, for Foxglove, subscribes)
-and then never reads. Per relay and client count: delivered image fps and wrench samples/s per
-reading client (min-max), wrench samples lost (sequence numbers the publisher put in force.x),
-wrench latency stamp -> client p50/p99, relay CPU % of a core, CPU seconds per delivered MB and
-CPU milliseconds per delivered image (over all clients).
+- `bridge`: our bridge process, its own endpoints (raw frames, `format=raw`, and wrench batches);
+- `bridge-fox`: the same bridge process, `WS /foxglove` (CDR as received, one message per
+  wrench sample);
+- `sdk`: an rclpy relay (EventsExecutor, raw subscriptions) into foxglove-sdk's Python websocket
+  server, fed the same CDR bytes with the same ros2msg schemas.
+Foxglove clients (`foxglove.sdk.v1`) subscribe to the wrench and image channels. Every reading
+client runs in a process of its own, as real clients do (15 readers of one message per sample in
+one process measured that process, not the server). With more than one client, one of them
+completes the handshake (and, for Foxglove, subscribes) and then never reads.
+
+Per relay and client count: delivered image fps and wrench samples/s per reading client
+(min-max), wrench samples lost (sequence numbers the publisher put in force.x), wrench latency
+stamp -> client p50/p99, relay CPU % of a core (the bridge's is its whole process: both of its
+endpoints' ROS intake), CPU seconds per delivered MB and CPU milliseconds per delivered image
+(over all clients).
 
     python -m bench.bridge_fanout --seconds 10 [--size 2448x2048]
 """
@@ -17,7 +24,9 @@ import argparse
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 import json
+import multiprocessing
 import os
 from pathlib import Path
 import socket
@@ -29,6 +38,10 @@ import time
 import numpy as np
 
 FPS, WRENCH_HZ = 30, 1000
+TOPICS = ('/ft/wrench', '/camera/image_raw')
+RELAYS = ('bridge', 'bridge-fox', 'sdk')
+# Time for the reader processes to start and connect before the measured window.
+READY_S, READY_PER_CLIENT_S = 2.0, 0.3
 
 
 def publish(seconds: float, width: int, height: int) -> None:
@@ -71,8 +84,8 @@ def publish(seconds: float, width: int, height: int) -> None:
     rclpy.try_shutdown()
 
 
-def foxglove_relay(port: int) -> None:
-    """Role `foxglove`: relay the two topics into foxglove-sdk's websocket server."""
+def sdk_relay(port: int) -> None:
+    """Role `sdk`: relay the two topics' CDR bytes into foxglove-sdk's websocket server."""
     import foxglove
     from geometry_msgs.msg import WrenchStamped
     import rclpy
@@ -80,25 +93,21 @@ def foxglove_relay(port: int) -> None:
     from rclpy.experimental import EventsExecutor
     from sensor_msgs.msg import Image
 
-    from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS
+    from sensor_workers.bridge.foxglove.schema import message_schema
+    from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS, type_name
 
     rclpy.init()
-    node = rclpy.create_node('foxglove_relay')
+    node = rclpy.create_node('sdk_relay')
     server = foxglove.start_server(host='127.0.0.1', port=port)
-    wrench_channel = foxglove.Channel('/ft/wrench', message_encoding='json')
-    image_channel = foxglove.Channel('/camera/image_raw', message_encoding='json')
-
-    def on_wrench(msg) -> None:
-        t = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        f, q = msg.wrench.force, msg.wrench.torque
-        wrench_channel.log(json.dumps([t, f.x, f.y, f.z, q.x, q.y, q.z]).encode(), log_time=t)
-
-    def on_image(msg) -> None:
-        t = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        image_channel.log(bytes(msg.data), log_time=t)
-
-    node.create_subscription(WrenchStamped, '/ft/wrench', on_wrench, WRENCH_QOS)
-    node.create_subscription(Image, '/camera/image_raw', on_image, IMAGE_QOS)
+    for msg_type, topic, profile in ((WrenchStamped, '/ft/wrench', WRENCH_QOS),
+                                     (Image, '/camera/image_raw', IMAGE_QOS)):
+        name = type_name(msg_type)
+        channel = foxglove.Channel(topic, message_encoding='cdr', schema=foxglove.Schema(
+            name=name, encoding='ros2msg', data=message_schema(name).encode()))
+        # As the bridge does: the serialized message as received, log time = receipt.
+        node.create_subscription(
+            msg_type, topic, lambda data, c=channel: c.log(data, log_time=time.time_ns()),
+            profile, raw=True)
     executor = EventsExecutor()
     executor.add_node(node)
     print(f'ready {server.port}', flush=True)
@@ -122,7 +131,7 @@ class Result:
 
 
 async def _raw_stall(url: str, seconds: float, subscribe: bool) -> None:
-    """Handshake (Foxglove: subscribe to everything), then never read again."""
+    """Handshake (Foxglove: subscribe to wrench and image), then never read again."""
     from websockets.asyncio.client import connect
 
     if subscribe:
@@ -131,8 +140,10 @@ async def _raw_stall(url: str, seconds: float, subscribe: bool) -> None:
             channels = await _foxglove_subscribe(ws)
             assert channels
             ws.transport.pause_reading()
-            await asyncio.sleep(seconds)
-            ws.transport.abort()
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                ws.transport.abort()
         return
     host_port, _, path = url.split('//', 1)[1].partition('/')
     host, port = host_port.split(':')
@@ -147,51 +158,56 @@ async def _raw_stall(url: str, seconds: float, subscribe: bool) -> None:
                   'Sec-WebSocket-Version: 13\r\n\r\n').encode())
     await reader.readuntil(b'\r\n\r\n')
     writer.transport.pause_reading()
-    await asyncio.sleep(seconds)
-    writer.transport.abort()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        writer.transport.abort()
 
 
 async def _foxglove_subscribe(ws) -> dict[int, str]:
     channels: dict[int, str] = {}
-    while len(channels) < 2:
+    while len(channels) < len(TOPICS):
         message = json.loads(await ws.recv())
         if message.get('op') == 'advertise':
-            channels.update({c['id']: c['topic'] for c in message['channels']})
+            channels.update({c['id']: c['topic'] for c in message['channels']
+                             if c['topic'] in TOPICS})
     subscriptions = [{'id': cid, 'channelId': cid} for cid in channels]
     await ws.send(json.dumps({'op': 'subscribe', 'subscriptions': subscriptions}))
     return channels
 
 
-async def _messages(ws, seconds: float) -> AsyncIterator[str | bytes]:
-    """Yield what `ws` receives until `seconds` have passed."""
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
+async def _messages(ws, start: float, end: float) -> AsyncIterator[str | bytes]:
+    """Yield what `ws` receives from `start` to `end` (time.time(): the same in every process)."""
+    while (left := end - time.time()) > 0:
         try:
-            yield await asyncio.wait_for(ws.recv(), left)
+            message = await asyncio.wait_for(ws.recv(), left)
         except TimeoutError:
             return
+        if time.time() >= start:
+            yield message
 
 
 def _wrench_batch(result: Result, samples: list, now_ns: int) -> None:
+    """Take samples that start with (stamp ns, sequence number in force.x)."""
     for sample in samples:
         result.samples.append(int(sample[1]))
         result.latency_ms.append((now_ns - sample[0]) / 1e6)
 
 
-async def _bridge_client(base: str, seconds: float, result: Result) -> None:
+async def _bridge_client(base: str, start: float, end: float, result: Result) -> None:
     from websockets.asyncio.client import connect
 
     from sensor_workers.bridge import imaging
 
     async def wrench() -> None:
         async with connect(f'{base}/ws/wrench', compression=None) as ws:
-            async for text in _messages(ws, seconds):
+            async for text in _messages(ws, start, end):
                 result.bytes += len(text)
                 _wrench_batch(result, json.loads(text)['samples'], time.time_ns())
 
     async def image() -> None:
         async with connect(f'{base}/ws/image?format=raw', max_size=None, compression=None) as ws:
-            async for data in _messages(ws, seconds):
+            async for data in _messages(ws, start, end):
                 imaging.unpack(data)
                 result.frames += 1
                 result.bytes += len(data)
@@ -199,53 +215,71 @@ async def _bridge_client(base: str, seconds: float, result: Result) -> None:
     await asyncio.gather(wrench(), image())
 
 
-async def _foxglove_client(base: str, seconds: float, result: Result) -> None:
+async def _foxglove_client(base: str, start: float, end: float, result: Result) -> None:
     from websockets.asyncio.client import connect
 
     async with connect(base, subprotocols=['foxglove.sdk.v1'], max_size=None,
                        compression=None) as ws:
         channels = await _foxglove_subscribe(ws)
-        async for data in _messages(ws, seconds):
+        async for data in _messages(ws, start, end):
             if not isinstance(data, bytes) or data[0] != 1:
                 continue
             subscription, _ = struct.unpack_from('<IQ', data, 1)
             result.bytes += len(data)
-            payload = data[13:]
             if channels[subscription] == '/ft/wrench':
-                _wrench_batch(result, [json.loads(payload)], time.time_ns())
+                _wrench_batch(result, [_wrench_cdr(data, 13)], time.time_ns())
             else:
                 result.frames += 1
+
+
+def _wrench_cdr(data: bytes, start: int) -> tuple[int, float]:
+    """Return (stamp ns, force.x) of a CDR WrenchStamped at `start` (cheaper than rclpy)."""
+    sec, nanosec, length = struct.unpack_from('<iII', data, start + 4)
+    offset = (12 + length + 7) & ~7  # after frame_id, aligned to 8 (from the CDR body)
+    return sec * 1_000_000_000 + nanosec, struct.unpack_from('<d', data, start + 4 + offset)[0]
+
+
+def _reader(kind: str, base: str, start: float, end: float) -> Result:
+    """Be one reading client (in a process of its own) from `start` to `end`."""
+    result = Result()
+    client = _bridge_client if kind == 'bridge' else _foxglove_client
+    asyncio.run(client(base, start, end, result))
+    return result
 
 
 def _measure(kind: str, base: str, pid: int, clients: int, seconds: float) -> dict:
     import psutil
 
     process = psutil.Process(pid)
-    warmup = 1.0
+    readers = clients - 1 if clients > 1 else 1
+    start = time.time() + READY_S + READY_PER_CLIENT_S * readers
+    end = start + seconds
 
-    async def run() -> list[Result]:
-        results = [Result() for _ in range(clients - 1 if clients > 1 else 1)]
+    async def run() -> tuple[list[Result], float]:
+        loop = asyncio.get_running_loop()
         stalls = []
         if clients > 1:
             if kind == 'bridge':
-                stalls = [_raw_stall(f'{base}/ws/image?format=raw', seconds + warmup, False),
-                          _raw_stall(f'{base}/ws/wrench', seconds + warmup, False)]
+                stalls = [_raw_stall(f'{base}/ws/image?format=raw', 3600, False),
+                          _raw_stall(f'{base}/ws/wrench', 3600, False)]
             else:
-                stalls = [_raw_stall(base, seconds + warmup, True)]
-        client = _bridge_client if kind == 'bridge' else _foxglove_client
-        warm = [Result() for _ in results]
+                stalls = [_raw_stall(base, 3600, True)]
         tasks = [asyncio.create_task(s) for s in stalls]
-        # Connect everything, let it settle, then measure a fresh window.
-        await asyncio.gather(*(client(base, warmup, w) for w in warm))
-        cpu0 = sum(process.cpu_times()[:2])
-        t0 = time.monotonic()
-        await asyncio.gather(*(client(base, seconds, r) for r in results))
-        elapsed = time.monotonic() - t0
-        cpu = sum(process.cpu_times()[:2]) - cpu0
+        with ProcessPoolExecutor(readers, mp_context=multiprocessing.get_context('spawn')) as pool:
+            futures = [loop.run_in_executor(pool, _reader, kind, base, start, end)
+                       for _ in range(readers)]
+            await asyncio.sleep(max(0.0, start - time.time()))
+            cpu0 = sum(process.cpu_times()[:2])
+            await asyncio.sleep(max(0.0, end - time.time()))
+            cpu = sum(process.cpu_times()[:2]) - cpu0
+            results = await asyncio.gather(*futures)
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return results, cpu, elapsed
+        return results, cpu
 
-    results, cpu, elapsed = asyncio.run(run())
+    results, cpu = asyncio.run(run())
+    elapsed = seconds
     lost = 0
     for r in results:
         if r.samples:
@@ -272,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seconds', type=float, default=10.0, help='measurement per set-up')
     parser.add_argument('--clients', default='1,4,16', help='client counts, comma separated')
-    parser.add_argument('--role', choices=('bench', 'publish', 'foxglove'), default='bench',
+    parser.add_argument('--relays', default=','.join(RELAYS),
+                        help=f'relays to measure, comma separated (of {", ".join(RELAYS)})')
+    parser.add_argument('--role', choices=('bench', 'publish', 'sdk'), default='bench',
                         help=argparse.SUPPRESS)
     parser.add_argument('--size', default='640x480', help='image WxH (mono8)')
     parser.add_argument('--port', type=int, default=0, help=argparse.SUPPRESS)
@@ -281,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == 'publish':
         publish(args.seconds, width, height)
         return 0
-    if args.role == 'foxglove':
-        foxglove_relay(args.port)
+    if args.role == 'sdk':
+        sdk_relay(args.port)
         return 0
 
     from sensor_workers.testing.ros_env import apply_isolated_ros_environment
@@ -292,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     from sensor_workers.testing.processes import ProcessGroup
 
     counts = [int(c) for c in args.clients.split(',')]
-    total = (len(counts) * 2) * (args.seconds + 3) + 30
+    relays = [r for r in args.relays.split(',') if r in RELAYS]
+    total = sum(len(relays) * (args.seconds + READY_S + READY_PER_CLIENT_S * c + 3)
+                for c in counts) + 30
     with tempfile.TemporaryDirectory(prefix='bridge_fanout_') as tmp:
         procs = ProcessGroup(Path(tmp), env)
         try:
@@ -302,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             with socket.socket() as sock:
                 sock.bind(('127.0.0.1', 0))
                 fox_port = sock.getsockname()[1]
-            fox = procs.start_python('foxglove', 'bench.bridge_fanout', '--role', 'foxglove',
+            fox = procs.start_python('sdk', 'bench.bridge_fanout', '--role', 'sdk',
                                      '--port', str(fox_port))
             fox.wait_for_output(r'^ready', 60)
             source = procs.start_python('source', 'bench.bridge_fanout', '--role', 'publish',
@@ -310,15 +348,18 @@ def main(argv: list[str] | None = None) -> int:
             source.wait_for_output(r'^ready', 60)
             time.sleep(2.0)  # discovery
             print(f'images {width}x{height} mono8 at {FPS} fps')
-            print(f'{"relay":<9}{"clients":>8}{"img fps min-max":>17}{"wrench/s min-max":>18}'
+            print(f'{"relay":<11}{"clients":>8}{"img fps min-max":>17}{"wrench/s min-max":>18}'
                   f'{"lost":>7}{"p50 ms":>8}{"p99 ms":>8}{"CPU %":>7}{"MB/s":>7}'
                   f'{"CPU s/MB":>9}{"CPU ms/img":>11}', flush=True)
             for clients in counts:
                 for kind, base, pid in (('bridge', f'ws://{url}', bridge.pid),
-                                        ('foxglove', f'ws://127.0.0.1:{fox_port}', fox.pid)):
+                                        ('bridge-fox', f'ws://{url}/foxglove', bridge.pid),
+                                        ('sdk', f'ws://127.0.0.1:{fox_port}', fox.pid)):
+                    if kind not in relays:
+                        continue
                     row = _measure(kind, base, pid, clients, args.seconds)
                     stalled = ' (1 stalled)' if clients > 1 else ''
-                    print(f'{kind:<9}{clients:>8}{row["fps"][0]:>8.1f}-{row["fps"][1]:<8.1f}'
+                    print(f'{kind:<11}{clients:>8}{row["fps"][0]:>8.1f}-{row["fps"][1]:<8.1f}'
                           f'{row["wrench_hz"][0]:>8.0f}-{row["wrench_hz"][1]:<9.0f}'
                           f'{row["lost"]:>7}{row["p50"]:>8.2f}{row["p99"]:>8.2f}'
                           f'{row["cpu_pct"]:>7.1f}{row["mb_s"]:>7.1f}{row["cpu_s_per_mb"]:>9.4f}'

@@ -7,6 +7,7 @@ Parameter requests and service calls wait on ROS, so each runs as a task of its 
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable, Coroutine
 import logging
 from typing import Any
 
@@ -127,7 +128,7 @@ class Connection:
 
     # Tasks waiting on ROS
 
-    def _spawn(self, coroutine, report) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], report: Callable[[str], None]) -> None:
         if len(self._pending) >= MAX_PENDING:
             coroutine.close()
             report(f'more than {MAX_PENDING} requests in flight')
@@ -137,11 +138,15 @@ class Connection:
         task.add_done_callback(self._pending.discard)
 
     @staticmethod
-    async def _guarded(coroutine, report) -> None:
+    async def _guarded(coroutine: Coroutine[Any, Any, None],
+                       report: Callable[[str], None]) -> None:
         try:
             await coroutine
         except (ServiceUnavailable, ServiceTimeout, InvalidRequest, ProtocolError) as error:
             report(str(error))
+        except Exception:  # noqa: BLE001 a bug here must not pass silently, nor end the bridge
+            log.exception('a Foxglove request failed')
+            report('internal error (logged by the bridge)')
 
     async def _get(self, wanted: dict[str, list[str]] | None, request_id: str | None) -> None:
         if wanted is None:  # no names: every parameter of every device that answers

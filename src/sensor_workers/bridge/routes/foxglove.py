@@ -7,8 +7,8 @@ messages get an error status and the connection stays; only a message over
 """
 
 import asyncio
+from collections.abc import Callable
 import contextlib
-import logging
 import time
 
 from fastapi import APIRouter, WebSocket
@@ -28,7 +28,6 @@ from sensor_workers.bridge.routes.ws import (
     peer_of,
 )
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=['websockets'])
 SERVER_NAME = 'sensor_workers bridge'
 
@@ -79,7 +78,7 @@ def _connection(client: Client, hub: Hub, controller: Controller) -> Connection:
     return connection
 
 
-def _counter(client: Client, hub: Hub):
+def _counter(client: Client, hub: Hub) -> Callable[[Subscription | None, int, int], None]:
     """Count what the sender sent: per client, and per topic in /metrics."""
     fanout = hub.foxglove
 

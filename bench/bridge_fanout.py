@@ -24,9 +24,9 @@ import argparse
 import asyncio
 import base64
 from collections.abc import AsyncIterator
-from concurrent.futures import ProcessPoolExecutor
 import json
 import multiprocessing
+from multiprocessing.sharedctypes import Synchronized
 import os
 from pathlib import Path
 import socket
@@ -40,8 +40,8 @@ import numpy as np
 FPS, WRENCH_HZ = 30, 1000
 TOPICS = ('/ft/wrench', '/camera/image_raw')
 RELAYS = ('bridge', 'bridge-fox', 'sdk')
-# Time for the reader processes to start and connect before the measured window.
-READY_S, READY_PER_CLIENT_S = 2.0, 0.3
+# From the moment every reader is connected (and subscribed) to the measured window.
+SETTLE_S = 1.0
 
 
 def publish(seconds: float, width: int, height: int) -> None:
@@ -176,14 +176,23 @@ async def _foxglove_subscribe(ws) -> dict[int, str]:
     return channels
 
 
-async def _messages(ws, start: float, end: float) -> AsyncIterator[str | bytes]:
-    """Yield what `ws` receives from `start` to `end` (time.time(): the same in every process)."""
-    while (left := end - time.time()) > 0:
-        try:
-            message = await asyncio.wait_for(ws.recv(), left)
-        except TimeoutError:
+async def _messages(ws, start: Synchronized, seconds: float) -> AsyncIterator[str | bytes]:
+    """Yield what `ws` receives in the measured window.
+
+    The window opens at `start` (time.time(), set by the parent process once every reader is
+    connected; 0 until then) and lasts `seconds`.
+    """
+    while True:
+        begin = start.value
+        if begin and time.time() >= begin + seconds:
             return
-        if time.time() >= start:
+        try:
+            message = await asyncio.wait_for(
+                ws.recv(), max(0.001, begin + seconds - time.time()) if begin else 0.1)
+        except TimeoutError:
+            continue
+        begin = start.value
+        if begin and begin <= time.time() < begin + seconds:
             yield message
 
 
@@ -194,34 +203,38 @@ def _wrench_batch(result: Result, samples: list, now_ns: int) -> None:
         result.latency_ms.append((now_ns - sample[0]) / 1e6)
 
 
-async def _bridge_client(base: str, start: float, end: float, result: Result) -> None:
+async def _bridge_client(base: str, start: Synchronized, seconds: float, result: Result,
+                         ready: multiprocessing.Queue) -> None:
     from websockets.asyncio.client import connect
 
     from sensor_workers.bridge import imaging
 
-    async def wrench() -> None:
-        async with connect(f'{base}/ws/wrench', compression=None) as ws:
-            async for text in _messages(ws, start, end):
-                result.bytes += len(text)
-                _wrench_batch(result, json.loads(text)['samples'], time.time_ns())
+    async def wrench(ws) -> None:
+        async for text in _messages(ws, start, seconds):
+            result.bytes += len(text)
+            _wrench_batch(result, json.loads(text)['samples'], time.time_ns())
 
-    async def image() -> None:
-        async with connect(f'{base}/ws/image?format=raw', max_size=None, compression=None) as ws:
-            async for data in _messages(ws, start, end):
-                imaging.unpack(data)
-                result.frames += 1
-                result.bytes += len(data)
+    async def image(ws) -> None:
+        async for data in _messages(ws, start, seconds):
+            imaging.unpack(data)
+            result.frames += 1
+            result.bytes += len(data)
 
-    await asyncio.gather(wrench(), image())
+    async with connect(f'{base}/ws/wrench', compression=None) as wrench_ws, \
+            connect(f'{base}/ws/image?format=raw', max_size=None, compression=None) as image_ws:
+        ready.put(True)
+        await asyncio.gather(wrench(wrench_ws), image(image_ws))
 
 
-async def _foxglove_client(base: str, start: float, end: float, result: Result) -> None:
+async def _foxglove_client(base: str, start: Synchronized, seconds: float, result: Result,
+                           ready: multiprocessing.Queue) -> None:
     from websockets.asyncio.client import connect
 
     async with connect(base, subprotocols=['foxglove.sdk.v1'], max_size=None,
                        compression=None) as ws:
         channels = await _foxglove_subscribe(ws)
-        async for data in _messages(ws, start, end):
+        ready.put(True)
+        async for data in _messages(ws, start, seconds):
             if not isinstance(data, bytes) or data[0] != 1:
                 continue
             subscription, _ = struct.unpack_from('<IQ', data, 1)
@@ -239,12 +252,13 @@ def _wrench_cdr(data: bytes, start: int) -> tuple[int, float]:
     return sec * 1_000_000_000 + nanosec, struct.unpack_from('<d', data, start + 4 + offset)[0]
 
 
-def _reader(kind: str, base: str, start: float, end: float) -> Result:
-    """Be one reading client (in a process of its own) from `start` to `end`."""
+def _reader(kind: str, base: str, start: Synchronized, seconds: float,
+            ready: multiprocessing.Queue, results: multiprocessing.Queue) -> None:
+    """Be one reading client, in a process of its own; put what it received in `results`."""
     result = Result()
     client = _bridge_client if kind == 'bridge' else _foxglove_client
-    asyncio.run(client(base, start, end, result))
-    return result
+    asyncio.run(client(base, start, seconds, result, ready))
+    results.put(result)
 
 
 def _measure(kind: str, base: str, pid: int, clients: int, seconds: float) -> dict:
@@ -252,8 +266,11 @@ def _measure(kind: str, base: str, pid: int, clients: int, seconds: float) -> di
 
     process = psutil.Process(pid)
     readers = clients - 1 if clients > 1 else 1
-    start = time.time() + READY_S + READY_PER_CLIENT_S * readers
-    end = start + seconds
+    context = multiprocessing.get_context('spawn')
+    start, ready, results = context.Value('d', 0.0), context.Queue(), context.Queue()
+    processes = [context.Process(target=_reader, daemon=True,
+                                 args=(kind, base, start, seconds, ready, results))
+                 for _ in range(readers)]
 
     async def run() -> tuple[list[Result], float]:
         loop = asyncio.get_running_loop()
@@ -265,38 +282,45 @@ def _measure(kind: str, base: str, pid: int, clients: int, seconds: float) -> di
             else:
                 stalls = [_raw_stall(base, 3600, True)]
         tasks = [asyncio.create_task(s) for s in stalls]
-        with ProcessPoolExecutor(readers, mp_context=multiprocessing.get_context('spawn')) as pool:
-            futures = [loop.run_in_executor(pool, _reader, kind, base, start, end)
-                       for _ in range(readers)]
-            await asyncio.sleep(max(0.0, start - time.time()))
-            cpu0 = sum(process.cpu_times()[:2])
-            await asyncio.sleep(max(0.0, end - time.time()))
-            cpu = sum(process.cpu_times()[:2]) - cpu0
-            results = await asyncio.gather(*futures)
+        for reader in processes:
+            reader.start()
+        # The window opens once every reader is connected: 15 Python processes starting on a
+        # busy 2-core host took longer than any fixed allowance.
+        for _ in processes:
+            await loop.run_in_executor(None, ready.get, True, 180)
+        begin = time.time() + SETTLE_S
+        start.value = begin
+        await asyncio.sleep(max(0.0, begin - time.time()))
+        cpu0 = sum(process.cpu_times()[:2])
+        await asyncio.sleep(max(0.0, begin + seconds - time.time()))
+        cpu = sum(process.cpu_times()[:2]) - cpu0
+        received = [await loop.run_in_executor(None, results.get, True, 60) for _ in processes]
+        for reader in processes:
+            reader.join(10)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return results, cpu
+        return received, cpu
 
-    results, cpu = asyncio.run(run())
+    received, cpu = asyncio.run(run())
     elapsed = seconds
     lost = 0
-    for r in results:
+    for r in received:
         if r.samples:
             lost += max(r.samples) - min(r.samples) + 1 - len(set(r.samples))
-    latency = np.concatenate([np.asarray(r.latency_ms) for r in results]) \
-        if any(r.latency_ms for r in results) else np.asarray([np.nan])
-    megabytes = sum(r.bytes for r in results) / 1e6
+    latency = np.concatenate([np.asarray(r.latency_ms) for r in received]) \
+        if any(r.latency_ms for r in received) else np.asarray([np.nan])
+    megabytes = sum(r.bytes for r in received) / 1e6
     return {
         'relay': kind, 'clients': clients,
-        'fps': (min(r.frames for r in results) / elapsed,
-                max(r.frames for r in results) / elapsed),
-        'wrench_hz': (min(len(r.samples) for r in results) / elapsed,
-                      max(len(r.samples) for r in results) / elapsed),
+        'fps': (min(r.frames for r in received) / elapsed,
+                max(r.frames for r in received) / elapsed),
+        'wrench_hz': (min(len(r.samples) for r in received) / elapsed,
+                      max(len(r.samples) for r in received) / elapsed),
         'lost': lost, 'p50': float(np.nanpercentile(latency, 50)),
         'p99': float(np.nanpercentile(latency, 99)),
         'cpu_pct': 100.0 * cpu / elapsed, 'cpu_s_per_mb': cpu / megabytes if megabytes else np.nan,
-        'cpu_ms_per_frame': 1000.0 * cpu / frames if (frames := sum(r.frames for r in results))
+        'cpu_ms_per_frame': 1000.0 * cpu / frames if (frames := sum(r.frames for r in received))
         else np.nan,
         'mb_s': megabytes / elapsed,
     }
@@ -329,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
 
     counts = [int(c) for c in args.clients.split(',')]
     relays = [r for r in args.relays.split(',') if r in RELAYS]
-    total = sum(len(relays) * (args.seconds + READY_S + READY_PER_CLIENT_S * c + 3)
-                for c in counts) + 30
+    # The publisher outlives every set-up (readers of 16 clients took ~10 s to start here).
+    total = sum(len(relays) * (args.seconds + SETTLE_S + 10 + c) for c in counts) + 30
     with tempfile.TemporaryDirectory(prefix='bridge_fanout_') as tmp:
         procs = ProcessGroup(Path(tmp), env)
         try:

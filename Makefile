@@ -1,5 +1,6 @@
 # The two commands: `make run` and `make test`. Both create or reuse .venv and install pinned
-# dependencies from PyPI (and Debian's chromium and strace for two tests).
+# dependencies from PyPI (and Debian's chromium and strace for two tests, nodejs and the npm
+# packages of test/foxglove_client for the Foxglove client test).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ export ROS_DOMAIN_ID ?= 42
 CONFIG ?= config/sim.yaml
 PYTEST_ARGS ?=
 
-.PHONY: all venv browser tools run test test-stress lint bench soak clean
+.PHONY: all venv browser tools foxglove-client run test test-stress lint bench soak clean
 
 all: test
 
@@ -38,14 +39,25 @@ tools:
 	    echo 'strace could not be installed (the network test will skip)'; \
 	  else echo 'strace missing: sudo apt-get install strace (the network test will skip)'; fi; }
 
+# The Foxglove ecosystem's own client (test_bridge_foxglove.py): Debian's nodejs where node is
+# missing, then the npm packages pinned by test/foxglove_client/package-lock.json.
+foxglove-client:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+	    echo 'nodejs could not be installed (the Foxglove client test will skip)'; \
+	  else echo 'node missing: sudo apt-get install nodejs npm (the Foxglove client test will skip)'; fi; }
+	@! command -v npm >/dev/null || npm ci --prefix test/foxglove_client --no-audit --no-fund \
+	  --loglevel=error || echo 'npm ci failed (the Foxglove client test will skip)'
+
 run: venv
 	$(BIN)/sensor-workers up --config $(CONFIG)
 
-test: venv browser tools
+test: venv browser tools foxglove-client
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The integration tests RUNS times, then once with a CPU hog on every core; failures with logs.
-test-stress: venv browser tools
+test-stress: venv browser tools foxglove-client
 	$(BIN)/python test/stress.py --runs $(or $(RUNS),3) $(PYTEST_ARGS)
 
 lint: venv

@@ -16,5 +16,6 @@ def test_bridge_fanout_bench_runs():
         cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
-    assert {(row[0], row[1]) for row in rows if row and row[0] in ('bridge', 'foxglove')} == {
-        ('bridge', '1'), ('foxglove', '1')}
+    relays = ('bridge', 'bridge-fox', 'sdk')
+    assert {(row[0], row[1]) for row in rows if row and row[0] in relays} == {
+        (relay, '1') for relay in relays}

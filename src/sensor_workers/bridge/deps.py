@@ -1,24 +1,22 @@
-"""Dependencies of the routes: the hub, the node, the settings, and the access check."""
+"""Dependencies of the routes: the hub, the controller, the settings, and the access check."""
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sensor_workers.bridge.controller import Controller
 from sensor_workers.bridge.hub import Hub
 from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
 from sensor_workers.bridge.settings import BridgeSettings
-
-if TYPE_CHECKING:
-    from sensor_workers.bridge.node import BridgeNode
 
 
 def _hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
-def _node(request: Request) -> 'BridgeNode':
-    return request.app.state.node
+def _controller(request: Request) -> Controller:
+    return request.app.state.controller
 
 
 def _settings(request: Request) -> BridgeSettings:
@@ -26,7 +24,7 @@ def _settings(request: Request) -> BridgeSettings:
 
 
 HubDep = Annotated[Hub, Depends(_hub)]
-NodeDep = Annotated['BridgeNode', Depends(_node)]
+ControllerDep = Annotated[Controller, Depends(_controller)]
 SettingsDep = Annotated[BridgeSettings, Depends(_settings)]
 
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.devices import LEVELS, DeviceTable, parse_values
+from sensor_workers.bridge.foxglove.fanout import FoxgloveFanout
+from sensor_workers.bridge.foxglove.session import Session
 from sensor_workers.bridge.images import ImageStream
 from sensor_workers.bridge.latency import LatencyWindow
 from sensor_workers.bridge.logs import DEFAULT_CLIENT_LEVEL, LogBook, LogLine, level_name
@@ -33,7 +35,7 @@ if TYPE_CHECKING:  # heartbeat.py imports rclpy; the hub runs without it in test
 
 log = logging.getLogger(__name__)
 
-TOPICS = ('wrench', 'image', 'events')
+TOPICS = ('wrench', 'image', 'events', 'foxglove')
 DEVICE_WATCH_PERIOD_S = 0.1
 # /status shows the latency percentiles of this many last seconds.
 LATENCY_SPAN_S = 10
@@ -58,7 +60,11 @@ class ImageOptions:
 
 @dataclass
 class Client:
-    """One websocket connection: one topic, one bounded queue, one sender."""
+    """One websocket connection: one topic, one bounded queue, one sender.
+
+    A Foxglove client has a session instead: its queue holds the JSON answers, and the session
+    one queue per subscribed topic.
+    """
 
     id: int
     topic: str
@@ -71,6 +77,7 @@ class Client:
     limiter: RateLimiter | None = None
     # Events clients: the lowest log level they get (logs.LEVELS).
     log_level: int = DEFAULT_CLIENT_LEVEL
+    session: Session | None = None
     sent: int = 0
     sent_bytes: int = 0
 
@@ -87,6 +94,8 @@ class Client:
                           max_width=self.image.max_width, format=self.image.format)
         if self.topic == 'events':
             status['log_level'] = level_name(self.log_level)
+        if self.session is not None:
+            status.update(self.session.status())
         return status
 
 
@@ -107,6 +116,7 @@ class Hub:
         self.logs = LogBook((*settings.devices, settings.manager_name),
                             settings.log_lines_per_s, settings.log_burst, settings.log_history,
                             count_drop=rate_limited.inc)
+        self.foxglove = FoxgloveFanout(self.metrics)
         self.clients: dict[int, Client] = {}
         self.started_at = time.monotonic()
         self._ids = itertools.count(1)
@@ -119,6 +129,7 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.foxglove.start(self._loop)
         for stream in self.images.values():
             stream.open()
         self._tasks = [self._loop.create_task(coro) for coro in (
@@ -127,6 +138,7 @@ class Hub:
 
     async def stop(self) -> None:
         loop, self._loop = self._loop, None
+        self.foxglove.stop()
         for client in list(self.clients.values()):
             client.queue.close()
         for task in self._tasks:
@@ -176,11 +188,12 @@ class Hub:
     # Clients
 
     def register(self, topic: str, peer: str, image: ImageOptions | None = None,
-                 log_level: int = DEFAULT_CLIENT_LEVEL,
-                 device: str | None = None) -> Client | None:
+                 log_level: int = DEFAULT_CLIENT_LEVEL, device: str | None = None,
+                 subprotocol: str = '') -> Client | None:
         """Add a client, or return None when `max_clients` are connected.
 
-        Image clients watch `device` (a camera of `images`; default the first).
+        Image clients watch `device` (a camera of `images`; default the first); Foxglove
+        clients (`subprotocol` negotiated) get a session.
         """
         if len(self.clients) >= self.settings.max_clients:
             self.metrics.rejected.labels('max_clients').inc()
@@ -193,6 +206,10 @@ class Hub:
             queue = DropOldestQueue(self.settings.events_queue, 'queue_full')
         client = Client(next(self._ids), topic, peer, queue, time.monotonic(), image=image,
                         log_level=log_level)
+        if topic == 'foxglove':
+            client.session = Session(subprotocol, queue, self.settings.foxglove_queue_messages,
+                                     self.settings.foxglove_image_max_fps)
+            self.foxglove.add_session(client.id, client.session)
         if image is not None:
             client.device = device or self.settings.default_camera
             client.limiter = RateLimiter(image.max_fps)
@@ -204,6 +221,7 @@ class Hub:
 
     def unregister(self, client: Client) -> None:
         client.queue.close()
+        self.foxglove.remove_session(client.id)
         self.clients.pop(client.id, None)
 
     def clients_of(self, topic: str) -> list[Client]:
@@ -375,6 +393,7 @@ class Hub:
                 'frames_skipped': sum(s.frames_skipped for s in self.images.values()),
                 'bad_frames': sum(s.bad_frames for s in self.images.values()),
                 'worker_events': self._events_seen,
+                'foxglove_backlog_dropped': self.foxglove.backlog_dropped,
             },
             'devices': self.devices.snapshot(now),
             'latency': self._latency(now),
@@ -396,5 +415,6 @@ class Hub:
         topics = {topic: {'clients': 0, 'queue_depth': 0} for topic in TOPICS}
         for client in list(self.clients.values()):
             topics[client.topic]['clients'] += 1
-            topics[client.topic]['queue_depth'] += len(client.queue)
+            topics[client.topic]['queue_depth'] += (
+                client.session.depth() if client.session else len(client.queue))
         return {'topics': topics, 'devices': self.devices.snapshot(time.monotonic())}

@@ -2,12 +2,14 @@
 
 ROS callbacks only convert a message into plain data and hand it to the hub (a deque append or
 `loop.call_soon_threadsafe`); service calls made for HTTP requests are awaited as asyncio
-futures, so neither side ever blocks the other.
+futures, so neither side ever blocks the other. Every served topic has one raw subscription:
+the serialized bytes go to Foxglove clients as received, and the bridge's own consumers get the
+message deserialized from the same bytes (one DDS reader per topic, not two).
 """
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 import logging
 import os
 import signal
@@ -19,15 +21,17 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
 from rcl_interfaces.msg import Log, Parameter, ParameterType
-from rcl_interfaces.srv import GetParameterTypes, SetParameters
+from rcl_interfaces.srv import GetParameters, GetParameterTypes, ListParameters, SetParameters
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RclpyParameter
+from rclpy.parameter import parameter_value_to_python
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image, Temperature
 from std_srvs.srv import Trigger
 import uvicorn
 
@@ -35,6 +39,7 @@ from sensor_workers import qos
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.app import create_app
 from sensor_workers.bridge.control import ServiceTimeout, ServiceUnavailable
+from sensor_workers.bridge.foxglove.schema import SchemaNotFound, message_schema
 from sensor_workers.bridge.hub import Hub
 from sensor_workers.bridge.main import StopRequest
 from sensor_workers.bridge.settings import BridgeSettings
@@ -51,6 +56,9 @@ WRENCH_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.BEST_EFFORT,
                         history=HistoryPolicy.KEEP_LAST)
 IMAGE_QOS = QoSProfile(depth=4, reliability=ReliabilityPolicy.BEST_EFFORT,
                        history=HistoryPolicy.KEEP_LAST)
+# Topics only Foxglove clients get (temperature, camera_info): best effort matches any writer.
+SENSOR_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        history=HistoryPolicy.KEEP_LAST)
 # Reliable, like every node's /rosout writer; volatile: no replay of old lines at start.
 ROSOUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                         history=HistoryPolicy.KEEP_LAST)
@@ -59,6 +67,15 @@ ROSOUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
 def _plain(status: DiagnosticStatus) -> dict[str, Any]:
     return {'name': status.name, 'level': level_of(status), 'message': status.message,
             'hardware_id': status.hardware_id, 'values': status_values(status)}
+
+
+def type_name(msg_type: type) -> str:
+    """Return the ROS name of a message class (`geometry_msgs/msg/WrenchStamped`)."""
+    return f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
+
+
+def _namespace(topic: str) -> str:
+    return topic.rsplit('/', 1)[0]
 
 
 def _stamp_ns(stamped) -> int:
@@ -149,6 +166,14 @@ class BridgeNode(Node):
             'log_history': declare(self, 'log_history', defaults.log_history,
                                    'Last log lines kept per node for /status.',
                                    read_only=True, int_range=(1, 10000)),
+            'foxglove_queue_messages': declare(
+                self, 'foxglove_queue_messages', defaults.foxglove_queue_messages,
+                'Messages queued per Foxglove client and topic before the oldest is dropped '
+                '(images: always the newest only).', read_only=True, int_range=(1, 100000)),
+            'foxglove_image_max_fps': declare(
+                self, 'foxglove_image_max_fps', defaults.foxglove_image_max_fps,
+                'Frames per second at most per Foxglove client and image topic (raw, '
+                'uncompressed frames).', read_only=True, float_range=(0.1, 1000.0)),
         }
         p['allowed_origins'] = p['allowed_origins'] or []
         self.settings = BridgeSettings(**p)
@@ -163,30 +188,44 @@ class BridgeNode(Node):
 
     def _create_interfaces(self) -> None:
         s, hub = self.settings, self.hub
-        self.create_subscription(WrenchStamped, s.wrench_topic, self._on_wrench, WRENCH_QOS)
+        self._serve(WrenchStamped, s.wrench_topic, WRENCH_QOS, self._on_wrench)
+        self._serve(Temperature, f'{_namespace(s.wrench_topic)}/temperature', SENSOR_QOS)
         for camera, topic in s.camera_topics().items():
-            self.create_subscription(Image, topic,
-                                     lambda msg, name=camera: self._on_image(name, msg),
-                                     IMAGE_QOS)
-        self.create_subscription(
-            DiagnosticArray, f'/{s.manager_name}/device_states',
-            lambda msg: hub.push_device_states([_plain(st) for st in msg.status]), qos.LATCHED)
-        self.create_subscription(
-            DiagnosticStatus, '/safety/worker_events',
-            lambda msg: hub.push_worker_event(_plain(msg)), qos.LATCHED_EVENTS)
-        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
-                                 qos.DIAGNOSTICS)
-        self.create_subscription(
-            Log, '/rosout',
-            lambda msg: hub.push_log(msg.name, msg.level, msg.msg, _stamp_ns(msg)),
-            ROSOUT_QOS)
+            self._serve(Image, topic, IMAGE_QOS,
+                        lambda msg, name=camera: self._on_image(name, msg))
+            self._serve(CameraInfo, f'{_namespace(topic)}/camera_info', SENSOR_QOS)
+        self._serve(DiagnosticArray, f'/{s.manager_name}/device_states', qos.LATCHED,
+                    lambda msg: hub.push_device_states([_plain(st) for st in msg.status]))
+        self._serve(DiagnosticStatus, '/safety/worker_events', qos.LATCHED_EVENTS,
+                    lambda msg: hub.push_worker_event(_plain(msg)))
+        self._serve(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS, self._on_diagnostics)
+        self._serve(Log, '/rosout', ROSOUT_QOS,
+                    lambda msg: hub.push_log(msg.name, msg.level, msg.msg, _stamp_ns(msg)))
         for device in s.devices:
-            self.create_subscription(
-                DiagnosticStatus, f'/{device}/heartbeat',
-                lambda msg, name=device: self._on_heartbeat(name, msg), qos.HEARTBEAT)
+            self._serve(DiagnosticStatus, f'/{device}/heartbeat', qos.HEARTBEAT,
+                        lambda msg, name=device: self._on_heartbeat(name, msg))
             # Clients exist from the start: adding entities to a spinning node is avoided.
             for srv_type, name in self._device_services(device):
                 self._service_clients[name] = self.create_client(srv_type, name)
+
+    def _serve(self, msg_type: type, topic: str, profile: QoSProfile,
+               on_message: Callable[[Any], None] | None = None) -> None:
+        """Subscribe to `topic` raw: Foxglove clients get the bytes, `on_message` the message."""
+        fanout = self.hub.foxglove
+        try:
+            channel = fanout.add_channel(topic, type_name(msg_type),
+                                         message_schema(type_name(msg_type)))
+        except SchemaNotFound as error:
+            self.get_logger().warning(f'{topic} not served to Foxglove clients: {error}')
+            channel = None
+
+        def callback(data: bytes) -> None:
+            if channel is not None:
+                fanout.push(channel, data)
+            if on_message is not None:
+                on_message(deserialize_message(data, msg_type))
+
+        self.create_subscription(msg_type, topic, callback, profile, raw=True)
 
     def _on_heartbeat(self, device: str, status: DiagnosticStatus) -> None:
         try:
@@ -205,6 +244,8 @@ class BridgeNode(Node):
     def _device_services(self, device: str) -> Iterable[tuple[type, str]]:
         yield SetParameters, f'/{device}/set_parameters'
         yield GetParameterTypes, f'/{device}/get_parameter_types'
+        yield GetParameters, f'/{device}/get_parameters'
+        yield ListParameters, f'/{device}/list_parameters'
         yield Trigger, f'/{device}/start_recording'
         yield Trigger, f'/{device}/stop_recording'
         yield Trigger, f'/{device}/tare'
@@ -284,6 +325,17 @@ class BridgeNode(Node):
             for name, value in values.items()]
         response = await self.call(f'/{device}/set_parameters', request)
         return [(r.successful, r.reason) for r in response.results]
+
+    async def parameter_names(self, device: str) -> list[str]:
+        response = await self.call(f'/{device}/list_parameters', ListParameters.Request())
+        return list(response.result.names)
+
+    async def get_parameters(self, device: str, names: list[str]) -> list[tuple[int, Any]]:
+        response = await self.call(f'/{device}/get_parameters', GetParameters.Request(names=names))
+        if len(response.values) != len(names):
+            raise ServiceUnavailable(f'/{device}/get_parameters answered '
+                                     f'{len(response.values)} values for {len(names)} names')
+        return [(value.type, parameter_value_to_python(value)) for value in response.values]
 
 
 def _transfer(source, target: asyncio.Future) -> None:
@@ -372,7 +424,7 @@ def run(stop: StopRequest, args: list[str] | None = None) -> None:
         host, port = sock.getsockname()[:2]
         shown = f'[{host}]' if ':' in host else host
         node.get_logger().info(f'listening on http://{shown}:{port}')
-        stop.server = uvicorn.Server(server_config(create_app(node), settings))
+        stop.server = uvicorn.Server(server_config(create_app(settings, node.hub, node), settings))
         if not stop.requested:
             stop.server.run(sockets=[sock])
     finally:

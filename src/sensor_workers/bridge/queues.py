@@ -51,6 +51,14 @@ class DropOldestQueue:
             await self._ready.wait()
         return self._items.popleft()[0]
 
+    def peek(self) -> Any:
+        """Return the oldest entry without removing it; raise IndexError when empty."""
+        return self._items[0][0]
+
+    def pop(self) -> Any:
+        """Return the oldest entry without waiting; raise IndexError when empty."""
+        return self._items.popleft()[0]
+
     def close(self) -> None:
         self._closed = True
         self._ready.set()

@@ -56,6 +56,8 @@ class BridgeStatus(_Closed):
     frames_skipped: int
     bad_frames: int
     worker_events: int
+    foxglove_backlog_dropped: int = Field(
+        description='messages for Foxglove clients dropped before the event loop took them')
 
 
 class DeviceRecord(_Closed):
@@ -86,11 +88,25 @@ class DeviceRecord(_Closed):
     diagnostics_age_ms: float | None
 
 
+class FoxgloveChannelStatus(_Closed):
+    """One topic a Foxglove client subscribed to: its own queue."""
+
+    subscription: int
+    queue_depth: int
+    queue_capacity: int
+    sent: int
+    dropped: int
+
+
 class ClientStatus(_Closed):
-    """One websocket client; image clients also show their options."""
+    """One websocket client; image clients also show their options, Foxglove clients their topics.
+
+    A Foxglove client's `queue_depth`, `queue_capacity` and `dropped` sum its answers' queue and
+    every topic queue.
+    """
 
     id: int
-    topic: Literal['wrench', 'image', 'events']
+    topic: Literal['wrench', 'image', 'events', 'foxglove']
     peer: str
     connected_s: float
     queue_depth: int
@@ -105,6 +121,9 @@ class ClientStatus(_Closed):
     format: Literal['jpeg', 'raw'] | None = None
     log_level: Literal['debug', 'info', 'warn', 'error', 'fatal'] | None = Field(
         None, description='events clients: the lowest level of the log lines they get')
+    subprotocol: str | None = Field(None, description='Foxglove clients: the one negotiated')
+    channels: dict[str, FoxgloveChannelStatus] | None = Field(
+        None, description='Foxglove clients: per subscribed topic')
 
 
 class Latency(_Closed):

@@ -19,6 +19,8 @@ class BridgeSettings(BaseModel):
     wrench_batch_ms: int = Field(20, ge=1, le=1000)
     wrench_queue_batches: int = Field(50, ge=1)
     events_queue: int = Field(256, ge=1)
+    foxglove_queue_messages: int = Field(1000, ge=1)
+    foxglove_image_max_fps: float = Field(30.0, gt=0)
     max_body_bytes: int = Field(65536, ge=256)
     max_ws_message_bytes: int = Field(4096, ge=64)
     send_buffer_bytes: int = Field(0, ge=0)

@@ -5,16 +5,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Path
 from fastapi.responses import JSONResponse
 
+from sensor_workers.bridge import parameters
 from sensor_workers.bridge.control import (
     DEVICE_NAME,
     PARAMETERS_SCHEMA,
     InvalidRequest,
     ServiceTimeout,
     ServiceUnavailable,
-    check_parameter_body,
-    coerce,
 )
-from sensor_workers.bridge.deps import NodeDep
+from sensor_workers.bridge.controller import Controller
+from sensor_workers.bridge.deps import ControllerDep, SettingsDep
 from sensor_workers.bridge.schemas import (
     BODY,
     SERVICE,
@@ -27,6 +27,7 @@ from sensor_workers.bridge.schemas import (
     Unprocessable,
     errors,
 )
+from sensor_workers.bridge.settings import BridgeSettings
 
 router = APIRouter(prefix='/devices', tags=['control'])
 
@@ -35,14 +36,14 @@ DeviceName = Annotated[str, Path(description='A device of the `devices` paramete
 TRIGGER_ERRORS = errors(*SERVICE, 409, 422, *BODY)
 
 
-def _device(node, name: str) -> str:
-    if not DEVICE_NAME.fullmatch(name) or name not in node.settings.devices:
-        known = ', '.join(node.settings.devices)
+def _device(settings: BridgeSettings, name: str) -> str:
+    if not DEVICE_NAME.fullmatch(name) or name not in settings.devices:
+        known = ', '.join(settings.devices)
         raise HTTPException(404, f'unknown device {name[:64]!r}; known: {known}')
     return name
 
 
-async def _call(node, coroutine) -> Any:
+async def _call(coroutine) -> Any:
     try:
         return await coroutine
     except ServiceUnavailable as error:
@@ -51,8 +52,8 @@ async def _call(node, coroutine) -> Any:
         raise HTTPException(504, str(error)) from None
 
 
-async def _trigger(node, service: str) -> JSONResponse:
-    success, message = await _call(node, node.trigger(service))
+async def _trigger(controller: Controller, service: str) -> JSONResponse:
+    success, message = await _call(controller.trigger(service))
     if success:
         return JSONResponse(TriggerAnswer(service=service, success=True,
                                           message=message).model_dump())
@@ -64,7 +65,7 @@ async def _trigger(node, service: str) -> JSONResponse:
 @router.post('/{name}/params', response_model=ParametersAnswer, responses=errors(
     *SERVICE, 409, 422, *BODY,
     bodies={409: ParametersRefused, 422: ParametersRefused | Unprocessable}))
-async def set_params(name: DeviceName, node: NodeDep,
+async def set_params(name: DeviceName, controller: ControllerDep, settings: SettingsDep,
                      body: Annotated[Any, Body(json_schema_extra=PARAMETERS_SCHEMA)]
                      ) -> JSONResponse:
     """Set parameters of /{name}; the answer says per parameter: applied or refused (why).
@@ -72,28 +73,14 @@ async def set_params(name: DeviceName, node: NodeDep,
     JSON numbers become the declared type (30 -> 30.0 for a double). 200 if all were applied,
     409 if the node refused any, 422 if only the bridge did (undeclared, wrong type).
     """
-    device = _device(node, name)
+    device = _device(settings, name)
     try:
-        values = check_parameter_body(body)
+        outcomes = await _call(parameters.set_parameters(controller, device, body))
     except InvalidRequest as error:
         raise HTTPException(422, str(error)) from None
-    names = list(values)
-    types = await _call(node, node.parameter_types(device, names))
-    results: dict[str, ParameterResult] = {}
-    to_set: dict[str, Any] = {}
-    for param, declared in zip(names, types, strict=True):
-        try:
-            to_set[param] = coerce(param, values[param], declared)
-        except InvalidRequest as error:
-            results[param] = ParameterResult(successful=False, status='invalid',
-                                             reason=str(error))
-    if to_set:
-        answers = await _call(node, node.set_parameters(device, to_set))
-        for param, (successful, reason) in zip(to_set, answers, strict=True):
-            results[param] = ParameterResult(successful=successful,
-                                             status='applied' if successful else 'refused',
-                                             reason=reason)
-    ordered = {param: results[param] for param in names}
+    names = list(outcomes)
+    ordered = {param: ParameterResult(successful=o.successful, status=o.status, reason=o.reason)
+               for param, o in outcomes.items()}
     failed = {p: r for p, r in ordered.items() if not r.successful}
     applied = [p for p in names if p not in failed]
     if not failed:
@@ -106,20 +93,23 @@ async def set_params(name: DeviceName, node: NodeDep,
 
 
 @router.post('/{name}/recording', response_model=TriggerAnswer, responses=TRIGGER_ERRORS)
-async def recording(name: DeviceName, request: RecordingRequest, node: NodeDep) -> JSONResponse:
+async def recording(name: DeviceName, request: RecordingRequest, controller: ControllerDep,
+                    settings: SettingsDep) -> JSONResponse:
     """Start or stop recording on a camera (`{"action": "start"}` or `"stop"`)."""
-    device = _device(node, name)
-    return await _trigger(node, f'/{device}/{request.action}_recording')
+    device = _device(settings, name)
+    return await _trigger(controller, f'/{device}/{request.action}_recording')
 
 
 @router.post('/{name}/tare', response_model=TriggerAnswer, responses=TRIGGER_ERRORS)
-async def tare(name: DeviceName, node: NodeDep) -> JSONResponse:
+async def tare(name: DeviceName, controller: ControllerDep,
+               settings: SettingsDep) -> JSONResponse:
     """Tare a force/torque sensor."""
-    return await _trigger(node, f'/{_device(node, name)}/tare')
+    return await _trigger(controller, f'/{_device(settings, name)}/tare')
 
 
 @router.post('/{name}/restart', response_model=TriggerAnswer, responses=TRIGGER_ERRORS)
-async def restart(name: DeviceName, node: NodeDep) -> JSONResponse:
+async def restart(name: DeviceName, controller: ControllerDep,
+                  settings: SettingsDep) -> JSONResponse:
     """Ask the manager to restart the device's worker."""
-    device = _device(node, name)
-    return await _trigger(node, f'/{node.settings.manager_name}/{device}/restart')
+    device = _device(settings, name)
+    return await _trigger(controller, f'/{settings.manager_name}/{device}/restart')

@@ -93,7 +93,7 @@ def events_log_level(params: dict[str, Any], current: int) -> int:
         raise Refused(BAD_REQUEST, str(error)) from None
 
 
-def _check_access(websocket: WebSocket, hub: Hub) -> None:
+def check_access(websocket: WebSocket, hub: Hub) -> None:
     settings = hub.settings
     if not origin_allowed(websocket.headers.get('origin'), websocket.headers.get('host'),
                           settings.allowed_origins):
@@ -110,7 +110,7 @@ async def _serve(websocket: WebSocket, topic: str) -> None:
     hub: Hub = websocket.app.state.hub
     await websocket.accept()
     try:
-        _check_access(websocket, hub)
+        check_access(websocket, hub)
         options, log_level, device = None, DEFAULT_CLIENT_LEVEL, None
         params = dict(websocket.query_params)
         if topic == 'image':
@@ -122,7 +122,7 @@ async def _serve(websocket: WebSocket, topic: str) -> None:
                 log_level = events_log_level(params, DEFAULT_CLIENT_LEVEL)
             elif params:
                 raise Refused(BAD_REQUEST, f'unknown parameter {sorted(params)[0][:32]!r}')
-        client = hub.register(topic, _peer(websocket), options, log_level, device)
+        client = hub.register(topic, peer_of(websocket), options, log_level, device)
         if client is None:
             raise Refused(TRY_AGAIN_LATER, f'{hub.settings.max_clients} clients connected')
     except Refused as refused:
@@ -184,7 +184,7 @@ def _apply(request: Any, client: Client, hub: Hub) -> None:
         raise Refused(BAD_REQUEST, f'/ws/{client.topic} accepts no options')
 
 
-def _peer(websocket: WebSocket) -> str:
+def peer_of(websocket: WebSocket) -> str:
     if websocket.client is None:
         return ''
     return f'{websocket.client.host}:{websocket.client.port}'

@@ -42,6 +42,8 @@ from sensor_workers.camera.recorder import Record, Recorder
 from sensor_workers.camera.timestamps import TimestampMapper
 from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
 from sensor_workers.params import accepted, declare, refused
+from sensor_workers.side_channel.layout import DEFAULT_SLOTS, channel_path
+from sensor_workers.side_channel.writer import ChannelBusy, FrameWriter
 from sensor_workers.worker import WorkerNode, run_worker
 
 WAKE_MS = 50  # the grab loop wakes at least this often, frame or not
@@ -116,6 +118,14 @@ class CameraNode(WorkerNode):
             int_range=(10, 600000))
         self._recording_dir: str = declare(self, 'recording_dir', '~/.ros/recordings',
                                            'Directory of the MCAP files of ~/start_recording.')
+        self._side_channel_on: bool = declare(
+            self, 'side_channel', True,
+            'Also write every frame into a shared-memory ring for consumers on this host '
+            '(docs/camera.md, "Shared-memory side channel").', read_only=True)
+        self._side_channel_slots: int = declare(
+            self, 'side_channel_slots', DEFAULT_SLOTS,
+            'Frames the side channel holds: how far behind a reader may fall and still get '
+            'every frame (slots minus 2).', read_only=True, int_range=(3, 256))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._image_kwargs = _image_kwargs()
@@ -133,6 +143,7 @@ class CameraNode(WorkerNode):
         self._calibration = calibration.Calibration()
         self._camera: BaslerCamera | None = None
         self._recorder = Recorder(serialize_message)
+        self._side_channel: FrameWriter | None = None
         self._timestamps = TimestampMapper()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -167,7 +178,21 @@ class CameraNode(WorkerNode):
         self._timestamps = TimestampMapper(tick_ns=camera.tick_ns)
         self._state = 'connected'
         self.get_logger().info(f'opened {camera.model} {camera.serial}: {camera.readback}')
+        if self._side_channel_on and self._side_channel is None:
+            self._side_channel = self._open_side_channel()
         return TransitionCallbackReturn.SUCCESS
+
+    def _open_side_channel(self) -> FrameWriter | None:
+        """Open this camera's side channel (taking over a killed predecessor's file)."""
+        path = channel_path(self.context.get_domain_id(), self.get_fully_qualified_name())
+        try:
+            writer = FrameWriter(path, self._side_channel_slots)
+        except (ChannelBusy, OSError) as error:
+            self.get_logger().error(f'no shared-memory side channel: {error}')
+            return None
+        self.get_logger().info(f'shared-memory side channel {path} (generation '
+                               f'{writer.generation})')
+        return writer
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         camera = self._camera
@@ -224,6 +249,9 @@ class CameraNode(WorkerNode):
         self._finish_recording()
         if self._camera is not None:
             self._camera.close()
+        side_channel, self._side_channel = self._side_channel, None
+        if side_channel is not None:
+            side_channel.close()
 
     def _stop_grab_thread(self) -> None:
         thread, self._thread = self._thread, None
@@ -359,6 +387,9 @@ class CameraNode(WorkerNode):
         info = self._camera_info(frame)
         info.header.stamp = stamp
         info.header.frame_id = self._frame_id
+        if self._side_channel is not None:
+            self._side_channel.write(frame.data, stamp_ns, frame.width, frame.height,
+                                     frame.step, frame.encoding)
         self.loop_publisher.submit(self._image_pub, image)
         self.loop_publisher.submit(self._info_pub, info)
         self.frames_published += 1
@@ -533,6 +564,9 @@ class CameraNode(WorkerNode):
             'recording_path': str(self._recorder.path or ''),
             'recorded_frames': self._recorder.frames,
             'recording_dropped': self._recorder.dropped,
+            'side_channel': str(self._side_channel.path) if self._side_channel else '',
+            'side_channel_generation': (self._side_channel.generation
+                                        if self._side_channel else 0),
         }
         if camera is not None:
             values.update({f'camera_{k}': v for k, v in camera.readback.items()})

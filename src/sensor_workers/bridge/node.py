@@ -6,7 +6,6 @@ futures, so neither side ever blocks the other.
 """
 
 import asyncio
-from collections import Counter
 from collections.abc import Iterable
 import logging
 import os
@@ -27,15 +26,14 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 import uvicorn
 
 from sensor_workers import qos
-from sensor_workers.bridge import imaging
 from sensor_workers.bridge.app import create_app
 from sensor_workers.bridge.control import ServiceTimeout, ServiceUnavailable
 from sensor_workers.bridge.hub import Hub
+from sensor_workers.bridge.image_sources import ImageSources
 from sensor_workers.bridge.main import StopRequest
 from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
@@ -133,6 +131,10 @@ class BridgeNode(Node):
             'image_topic': declare(self, 'image_topic', defaults.image_topic,
                                    "sensor_msgs/Image topic of the first camera ('' = "
                                    '/<camera>/image_raw).', read_only=True),
+            'image_side_channel': declare(
+                self, 'image_side_channel', defaults.image_side_channel,
+                "Take a camera's frames from its shared-memory side channel when it runs on "
+                'this host (else over DDS).', read_only=True),
             'wrench_topic': declare(self, 'wrench_topic', defaults.wrench_topic,
                                     'geometry_msgs/WrenchStamped topic served on /ws/wrench.',
                                     read_only=True),
@@ -158,16 +160,13 @@ class BridgeNode(Node):
         # serving web clients with no ROS data behind them.
         self.ros_thread_failed = False
         self._service_clients: dict[str, Any] = {}
-        self._frames: Counter[str] = Counter()
         self._create_interfaces()
 
     def _create_interfaces(self) -> None:
         s, hub = self.settings, self.hub
         self.create_subscription(WrenchStamped, s.wrench_topic, self._on_wrench, WRENCH_QOS)
-        for camera, topic in s.camera_topics().items():
-            self.create_subscription(Image, topic,
-                                     lambda msg, name=camera: self._on_image(name, msg),
-                                     IMAGE_QOS)
+        self.image_sources = ImageSources(self, hub.images, IMAGE_QOS, hub.push_image,
+                                          s.image_side_channel)
         self.create_subscription(
             DiagnosticArray, f'/{s.manager_name}/device_states',
             lambda msg: hub.push_device_states([_plain(st) for st in msg.status]), qos.LATCHED)
@@ -214,13 +213,6 @@ class BridgeNode(Node):
         f, t = msg.wrench.force, msg.wrench.torque
         self.hub.push_wrench((_stamp_ns(msg.header), f.x, f.y, f.z, t.x, t.y, t.z))
 
-    def _on_image(self, camera: str, msg: Image) -> None:
-        self._frames[camera] += 1  # seq: frames of this camera the bridge received
-        self.hub.push_image(camera, imaging.Frame(
-            seq=self._frames[camera], stamp_ns=_stamp_ns(msg.header), width=msg.width,
-            height=msg.height, encoding=msg.encoding, step=msg.step, data=msg.data,
-            is_bigendian=bool(msg.is_bigendian)))
-
     # Service calls, awaited on the event loop
 
     def start_spinning(self) -> None:
@@ -232,6 +224,7 @@ class BridgeNode(Node):
         if self._ros_thread is not None:
             self._ros_thread.stop()
             self._ros_thread = None
+        self.image_sources.close()
 
     async def call(self, name: str, request: Any) -> Any:
         """Call a service of the API; raise ServiceUnavailable or ServiceTimeout."""

@@ -1,0 +1,147 @@
+"""Where the bridge takes each camera's frames from: the side channel if it can, else DDS.
+
+A camera on this host writes its frames into a shared-memory side channel (docs/camera.md);
+reading it costs the bridge one copy of the frame, against Fast DDS's ~64 KB fragments, their
+reassembly and rclpy's conversion on the DDS path. So per camera:
+
+- `side_channel` while the camera's channel file is there with a live writer: a thread of the
+  camera's own sleeps on the channel and hands the newest frame to the hub; the DDS
+  subscription is destroyed, so DDS stops sending the bridge frames it would throw away;
+- `dds` otherwise (no such file: the camera is on another host, or not started; or its writer
+  has been dead for `DDS_AFTER_S`, longer than a warm standby takes over): the Image
+  subscription.
+
+Switching happens on a timer of the bridge's node (the executor thread itself creates and
+destroys the subscriptions). A side-channel frame and a DDS frame of the same camera are the
+same frame: `seq` numbers the frames the bridge received from a camera, by either path.
+"""
+
+from collections.abc import Callable
+import logging
+import threading
+import time
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import Image
+
+from sensor_workers.bridge import imaging
+from sensor_workers.bridge.images import ImageStream
+from sensor_workers.side_channel.layout import channel_path
+from sensor_workers.side_channel.reader import FrameReader, SideFrame
+
+log = logging.getLogger(__name__)
+
+CHECK_PERIOD_S = 0.5
+DDS_AFTER_S = 3.0  # a writer dead this long (or a file gone): back to DDS
+WAIT_S = 0.2  # a reader thread's longest sleep, so that it notices a stop
+
+
+def _stamp_ns(msg: Image) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+class CameraSource:
+    """The frames of one camera, from its side channel or its Image topic."""
+
+    def __init__(self, node: Node, stream: ImageStream, qos: QoSProfile,
+                 push: Callable[[str, imaging.Frame], None], side_channel: bool) -> None:
+        self._node = node
+        self._stream = stream
+        self._qos = qos
+        self._push = push
+        self._frames = 0
+        self._subscription = None
+        self._reader = (FrameReader(channel_path(node.context.get_domain_id(),
+                                                 f'/{stream.device}'))
+                        if side_channel else None)
+        self._live_at = 0.0  # last time the channel had a live writer (monotonic)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._use_dds()
+
+    def check(self) -> None:
+        """Switch paths if the side channel came or went (the node's executor thread)."""
+        reader = self._reader
+        if reader is None:
+            return
+        now = time.monotonic()
+        if reader.open() and reader.writer_alive():
+            self._live_at = now
+            if self._thread is None:
+                self._use_side_channel()
+        elif self._thread is not None and now - self._live_at > DDS_AFTER_S:
+            self._stop_thread()
+            self._use_dds()
+
+    def close(self) -> None:
+        self._stop_thread()
+        if self._reader is not None:
+            self._reader.close()
+
+    def _use_dds(self) -> None:
+        self._stream.source = 'dds'
+        if self._subscription is None:
+            self._subscription = self._node.create_subscription(
+                Image, self._stream.topic, self._on_image, self._qos)
+        log.info('%s: frames from %s over DDS', self._stream.device, self._stream.topic)
+
+    def _use_side_channel(self) -> None:
+        assert self._reader is not None
+        if self._subscription is not None:
+            self._node.destroy_subscription(self._subscription)
+            self._subscription = None
+        self._stream.source = 'side_channel'
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._read_loop, daemon=True,
+                                        name=f'side-channel-{self._stream.device}')
+        self._thread.start()
+        log.info('%s: frames from the side channel %s', self._stream.device, self._reader.path)
+
+    def _stop_thread(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join()
+
+    def _read_loop(self) -> None:
+        reader = self._reader
+        assert reader is not None
+        while not self._stop.is_set():
+            frame = reader.wait(WAIT_S, newest=True)
+            if frame is not None:
+                self._push_frame(frame)
+
+    def _push_frame(self, frame: SideFrame) -> None:
+        self._frames += 1
+        self._push(self._stream.device, imaging.Frame(
+            seq=self._frames, stamp_ns=frame.stamp_ns, width=frame.width, height=frame.height,
+            encoding=frame.encoding, step=frame.step, data=frame.data,
+            is_bigendian=frame.is_bigendian))
+
+    def _on_image(self, msg: Image) -> None:
+        self._frames += 1
+        self._push(self._stream.device, imaging.Frame(
+            seq=self._frames, stamp_ns=_stamp_ns(msg), width=msg.width, height=msg.height,
+            encoding=msg.encoding, step=msg.step, data=msg.data,
+            is_bigendian=bool(msg.is_bigendian)))
+
+
+class ImageSources:
+    """A `CameraSource` per camera of the hub, and the timer that lets them switch."""
+
+    def __init__(self, node: Node, streams: dict[str, ImageStream], qos: QoSProfile,
+                 push: Callable[[str, imaging.Frame], None], side_channel: bool) -> None:
+        self.cameras = {name: CameraSource(node, stream, qos, push, side_channel)
+                        for name, stream in streams.items()}
+        if side_channel and self.cameras:
+            self.check()
+            node.create_timer(CHECK_PERIOD_S, self.check)
+
+    def check(self) -> None:
+        for source in self.cameras.values():
+            source.check()
+
+    def close(self) -> None:
+        for source in self.cameras.values():
+            source.close()

@@ -56,9 +56,13 @@ class Mapping:
                       ctypes.c_uint32(expected & 0xFFFFFFFF), ctypes.byref(timeout), None, 0)
 
     def close(self) -> None:
-        # The numpy views export the mmap's buffer: drop them before closing it.
+        # The numpy views export the mmap's buffer: drop them before closing it. Views a reader
+        # handed out (copy=False) may still be alive: then the mapping goes with the last one.
         del self.bytes, self.words
-        self._mmap.close()
+        try:
+            self._mmap.close()
+        except BufferError:
+            pass
 
 
 def open_fd(path: os.PathLike | str, writer: bool) -> int:

@@ -45,7 +45,7 @@ class SideFrame:
     step: int
     encoding: str
     is_bigendian: bool
-    data: np.ndarray  # uint8, step * height
+    data: np.ndarray  # uint8, step * height; a view of the slot if read with copy=False
 
     def array(self) -> np.ndarray:
         """Return the pixels as (height, width) or (height, width, channels), without copying."""
@@ -141,12 +141,14 @@ class FrameReader:
         self._last_seq = 0
         return True
 
-    def read(self, newest: bool = False) -> SideFrame | None:
+    def read(self, newest: bool = False, copy: bool = True) -> SideFrame | None:
         """Return the next frame not read yet, or None when there is none.
 
         In order by default: the frame after the last one returned, as long as the ring still
         holds it (a reader that fell further behind skips to the oldest frame it can still
         get). `newest`: the newest frame, skipping any in between (a display's choice).
+        `copy=False`: `data` is a read-only view of the slot itself, no copy; the writer may
+        overwrite it `slot_count - 1` frames later, so check `intact(frame)` after using it.
         """
         if not self.open():
             return None
@@ -163,7 +165,7 @@ class FrameReader:
             seq = latest if newest or not self._last_seq else max(self._last_seq + 1, oldest)
             if self._last_seq:
                 self.skipped += seq - self._last_seq - 1
-            frame = self._copy(seq)
+            frame = self._take(seq, copy)
             self._last_seq = seq
             if frame is not None:
                 self.frames += 1
@@ -171,8 +173,17 @@ class FrameReader:
             self.torn += 1  # overwritten before or while it was copied: try the next one
         return None
 
-    def _copy(self, seq: int) -> SideFrame | None:
-        """Copy frame `seq` out of its slot; None if the writer overwrote it meanwhile."""
+    def intact(self, frame: SideFrame) -> bool:
+        """Tell whether the slot of `frame` still holds it (for frames read with copy=False)."""
+        mapping = self._map
+        if mapping is None or frame.generation != self.generation:
+            return False
+        offset = layout.slot_offset(frame.seq, self._slot_count, self._slot_size)
+        return (mapping.word(offset + layout.SLOT_BEGIN_AT) == frame.seq
+                and mapping.word(layout.GENERATION_AT) == frame.generation)
+
+    def _take(self, seq: int, copy: bool) -> SideFrame | None:
+        """Copy (or view) frame `seq` in its slot; None if the writer overwrote it meanwhile."""
         mapping, generation = self._map, self.generation
         assert mapping is not None
         offset = layout.slot_offset(seq, self._slot_count, self._slot_size)
@@ -184,20 +195,23 @@ class FrameReader:
         if size > self._slot_size - layout.SLOT_HEADER:
             return None  # fields of a newer frame being written
         start = offset + layout.SLOT_HEADER
-        pixels = mapping.bytes[start:start + size].copy()
+        pixels = mapping.bytes[start:start + size]
+        if copy:
+            pixels = pixels.copy()
         if (mapping.word(offset + layout.SLOT_BEGIN_AT) != seq
                 or mapping.word(layout.GENERATION_AT) != generation):
             return None
         return SideFrame(seq, generation, stamp_ns, width, height, step,
                          encoding.rstrip(b'\0').decode(), bool(bigendian), pixels)
 
-    def wait(self, timeout_s: float, newest: bool = False) -> SideFrame | None:
+    def wait(self, timeout_s: float, newest: bool = False,
+             copy: bool = True) -> SideFrame | None:
         """Like `read`, sleeping up to `timeout_s` for a new frame when there is none."""
-        frame = self.read(newest)
+        frame = self.read(newest, copy)
         if frame is not None:
             return frame
         if self._map is None:
             time.sleep(min(timeout_s, NO_FILE_POLL_S))
             return None
         self._map.sleep(layout.LATEST_AT, self._seen_latest, timeout_s)
-        return self.read(newest)
+        return self.read(newest, copy)

@@ -179,14 +179,20 @@ class CameraNode(WorkerNode):
         self._state = 'connected'
         self.get_logger().info(f'opened {camera.model} {camera.serial}: {camera.readback}')
         if self._side_channel_on and self._side_channel is None:
-            self._side_channel = self._open_side_channel()
+            self._side_channel = self._open_side_channel(camera.readback)
         return TransitionCallbackReturn.SUCCESS
 
-    def _open_side_channel(self) -> FrameWriter | None:
-        """Open this camera's side channel (taking over a killed predecessor's file)."""
+    def _open_side_channel(self, readback: dict[str, Any]) -> FrameWriter | None:
+        """Open this camera's side channel (taking over a killed predecessor's file).
+
+        Slots sized for the frames the camera is set up for; a larger ROI later grows them.
+        """
         path = channel_path(self.context.get_domain_id(), self.get_fully_qualified_name())
+        _, bytes_per_pixel = ENCODINGS.get(str(readback.get('pixel_format')), ('', 1))
+        frame_bytes = int(readback.get('width') or 0) * int(readback.get('height') or 0) \
+            * bytes_per_pixel
         try:
-            writer = FrameWriter(path, self._side_channel_slots)
+            writer = FrameWriter(path, self._side_channel_slots, frame_bytes)
         except (ChannelBusy, OSError) as error:
             self.get_logger().error(f'no shared-memory side channel: {error}')
             return None

@@ -86,7 +86,7 @@ def camera_figures(output: str) -> list[dict]:
     figures = []
     for line in output.splitlines():
         fields = line.split()
-        if len(fields) == 17 and re.fullmatch(r'\d+x\d+', fields[0]):
+        if len(fields) == 18 and re.fullmatch(r'\d+x\d+', fields[0]):
             size, recv_fps, drops, p99 = fields[0], fields[2], fields[5], fields[7]
             memcpy, p99_ratio = fields[10], fields[12]
             shm_drops, shm_p99 = fields[14], fields[16]

@@ -6,10 +6,12 @@ for `--seconds` between a deactivate and an activate, so that frames published (
 `frames_published`) and frames received can be compared exactly. Latency is the arrival time
 here minus header.stamp (host time when the grab result was retrieved, the emulator has no
 camera clock); the `dds` columns are the part of it from the worker's DDS write (the message's
-source timestamp) to the callback here. The `shm` columns are the same frames read by a Python
-reader of the camera's shared-memory side channel (`sensor_workers.side_channel.probe`, a
-process of its own, reading every frame in order). The time of one memcpy of a frame, measured
-in the same run, is the baseline: the ratio latency / memcpy is comparable across machines.
+source timestamp) to the callback here; `cam cpu` is the camera worker's CPU time (all its
+threads: grab, copies, serialization, DDS sends) per frame it published. The `shm` columns are
+the same frames read by a Python reader of the camera's shared-memory side channel
+(`sensor_workers.side_channel.probe`, a process of its own, reading every frame in order). The
+time of one memcpy of a frame, measured in the same run, is the baseline: the ratio latency /
+memcpy is comparable across machines.
 
 Then, unless `--no-bridge`, the bridge's CPU per frame: two bridges (no websocket client), one
 taking frames from the side channel, one over DDS (`image_side_channel:=false`), each size for
@@ -81,7 +83,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, probe, reliable: bool, side_reader) -> None:
+    def __init__(self, probe, reliable: bool, worker, side_reader) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
@@ -90,6 +92,7 @@ class Bench:
         from sensor_workers.diagnostics import status_values
 
         self.probe = probe
+        self.worker = psutil.Process(worker.pid)
         self.side_reader = side_reader
         self._status_values = status_values
         self._lock = threading.Lock()
@@ -147,9 +150,11 @@ class Bench:
         before = self.diagnostics()
         self.take()
         started_ns = time.time_ns()
+        cpu_before = self.worker.cpu_times()
         self.probe.change_state('/camera', 'activate')
         time.sleep(seconds)
         self.probe.change_state('/camera', 'deactivate')
+        cpu_after = self.worker.cpu_times()
         time.sleep(1.0)
         after = self.diagnostics()
         # Frames grabbed before this window (queued in a deep history) are not this run's.
@@ -163,7 +168,10 @@ class Bench:
         in_dds = [(s.arrival_ns - s.written_ns) / 1e6 for s in samples]
         span_s = (samples[-1].stamp_ns - samples[0].stamp_ns) / 1e9 if len(samples) > 1 else 0.0
         side_latencies = [(s.arrival_ns - s.stamp_ns) / 1e6 for s in side]
+        worker_cpu_ms = 1000 * (cpu_after.user + cpu_after.system
+                                - cpu_before.user - cpu_before.system)
         return {
+            'camera_cpu_ms': worker_cpu_ms / published if published else float('nan'),
             'shm_received': len(side),
             'shm_dropped': published - len(side) + skipped,
             'shm_p50_ms': percentile(side_latencies, 0.5) if side else float('nan'),
@@ -251,7 +259,7 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
             side_reader = group.start_python(
                 'side_reader', 'sensor_workers.side_channel.probe', '/camera', '--lines',
                 '--seconds', '1e9', '--first-frame-timeout', '1e9')
-            bench = Bench(probe, args.reliable, side_reader)
+            bench = Bench(probe, args.reliable, worker, side_reader)
             if not bench.wait_for_width(width, timeout=30.0):
                 print(worker.tail(), file=sys.stderr)
                 raise RuntimeError('no frame from the camera worker')
@@ -264,7 +272,8 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
                   f'{"drops":>5} {"p50 ms":>7} {"p99 ms":>7} {"dds p50":>7} {"dds p99":>7} '
                   f'{"memcpy ms":>9} '
                   f'{"p50/memcpy":>10} {"p99/memcpy":>10} '
-                  f'{"shm recv":>8} {"shm drops":>9} {"shm p50":>7} {"shm p99":>7}')
+                  f'{"shm recv":>8} {"shm drops":>9} {"shm p50":>7} {"shm p99":>7} '
+                  f'{"cam cpu ms/frame":>16}')
             for width, height in sizes:
                 r = bench.run(width, height, args.seconds)
                 print(f'{width}x{height:<5} {r["published_fps"]:8.1f} {r["delivered_fps"]:8.1f} '
@@ -273,7 +282,7 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
                       f'{r["dds_p99_ms"]:7.1f} {r["memcpy_ms"]:9.2f} '
                       f'{r["p50_ms"] / r["memcpy_ms"]:10.1f} {r["p99_ms"] / r["memcpy_ms"]:10.1f} '
                       f'{r["shm_received"]:8d} {r["shm_dropped"]:9d} {r["shm_p50_ms"]:7.1f} '
-                      f'{r["shm_p99_ms"]:7.1f}', flush=True)
+                      f'{r["shm_p99_ms"]:7.1f} {r["camera_cpu_ms"]:16.1f}', flush=True)
             if not args.no_bridge:
                 side_reader.stop()
                 print_bridge_cpu(BridgeCpu(group), bench, sizes, args.seconds)

@@ -61,16 +61,19 @@ class CameraSource:
         self._use_dds()
 
     def check(self) -> None:
-        """Switch paths if the side channel came or went (the node's executor thread)."""
+        """Switch paths if the side channel came or went (the node's executor thread).
+
+        While the reading thread runs, the reader is its alone: it notes when it last saw a
+        live writer, and this only looks at that.
+        """
         reader = self._reader
         if reader is None:
             return
-        now = time.monotonic()
-        if reader.open() and reader.writer_alive():
-            self._live_at = now
-            if self._thread is None:
+        if self._thread is None:
+            if reader.open() and reader.writer_alive():
+                self._live_at = time.monotonic()
                 self._use_side_channel()
-        elif self._thread is not None and now - self._live_at > DDS_AFTER_S:
+        elif time.monotonic() - self._live_at > DDS_AFTER_S:
             self._stop_thread()
             self._use_dds()
 
@@ -107,10 +110,16 @@ class CameraSource:
     def _read_loop(self) -> None:
         reader = self._reader
         assert reader is not None
+        next_check = 0.0
         while not self._stop.is_set():
             frame = reader.wait(WAIT_S, newest=True)
             if frame is not None:
                 self._push_frame(frame)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + CHECK_PERIOD_S
+                if reader.open() and reader.writer_alive():
+                    self._live_at = now
 
     def _push_frame(self, frame: SideFrame) -> None:
         self._frames += 1

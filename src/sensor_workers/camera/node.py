@@ -394,8 +394,7 @@ class CameraNode(WorkerNode):
         info.header.stamp = stamp
         info.header.frame_id = self._frame_id
         if self._side_channel is not None:
-            self._side_channel.write(frame.data, stamp_ns, frame.width, frame.height,
-                                     frame.step, frame.encoding)
+            self._write_side_channel(frame, stamp_ns)
         self.loop_publisher.submit(self._image_pub, image)
         self.loop_publisher.submit(self._info_pub, info)
         self.frames_published += 1
@@ -403,6 +402,17 @@ class CameraNode(WorkerNode):
             self._recorder.submit(stamp_ns, (
                 Record(self._image_pub.topic_name, IMAGE_TYPE, image),
                 Record(self._info_pub.topic_name, CAMERA_INFO_TYPE, info)))
+
+    def _write_side_channel(self, frame: Frame, stamp_ns: int) -> None:
+        side_channel = self._side_channel
+        assert side_channel is not None
+        try:
+            side_channel.write(frame.data, stamp_ns, frame.width, frame.height, frame.step,
+                               frame.encoding)
+        except OSError as error:  # no room in /dev/shm for larger slots: DDS goes on alone
+            self.get_logger().error(f'shared-memory side channel closed: {error}')
+            self._side_channel = None
+            side_channel.close()
 
     def _camera_info(self, frame: Frame) -> CameraInfo:
         cal = self._calibration

@@ -7,7 +7,8 @@ readers that have it mapped keep reading, and a new generation, so they drop wha
 the old writer's frames. On a clean close the file is removed.
 
 `write()` is bounded: a copy of the pixels, a few word stores and a futex wake-up (a syscall
-that never blocks). It never looks at readers; a slow reader finds its frame overwritten and
+that never blocks); only a frame larger than the slots lays the file out anew (OSError if
+/dev/shm has no room). It never looks at readers; a slow reader finds its frame overwritten and
 says so itself (reader.py).
 """
 
@@ -90,7 +91,9 @@ class FrameWriter:
         """
         slot_size = layout.slot_size_for(frame_bytes)
         size = max(layout.file_size(self.slot_count, slot_size), os.fstat(self._fd).st_size)
-        os.ftruncate(self._fd, size)
+        # Reserved now, or refused now (ENOSPC): a full /dev/shm would otherwise show as a
+        # SIGBUS in the grab loop when it first touches a slot's page.
+        os.posix_fallocate(self._fd, 0, size)
         if self._map is not None:
             self._map.close()
         self._map = mapping = Mapping(self._fd, size, writable=True)

@@ -392,6 +392,7 @@ def test_killed_worker_shows_down_and_its_stream_resumes(stack):
 
 @needs_camera
 def test_a_killed_camera_is_read_from_the_same_side_channel_once_its_standby_takes_over(stack):
+    stack.wait_active()  # the kill before this one may still show
     path = channel_path(stack.probe.node.context.get_domain_id(), '/camera')
     inode = path.stat().st_ino
     pid = stack.device('camera')['pid']

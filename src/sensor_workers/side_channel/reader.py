@@ -60,7 +60,7 @@ class SideFrame:
 
 
 class FrameReader:
-    """Reads the newest frames of one camera's side channel at `path` (see module docstring)."""
+    """Reads the frames of one camera's side channel at `path` (see the module docstring)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

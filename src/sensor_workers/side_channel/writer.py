@@ -38,7 +38,6 @@ class FrameWriter:
                  frame_bytes: int = 0) -> None:
         self.path = path
         self.slot_count = slot_count
-        self.frames_written = 0
         self._fd = self._open_locked(path)
         try:
             self.generation = self._previous_generation() + 1
@@ -47,7 +46,6 @@ class FrameWriter:
         except BaseException:
             os.close(self._fd)
             raise
-        self._seq = 0
 
     @staticmethod
     def _open_locked(path: Path) -> int:
@@ -134,7 +132,6 @@ class FrameWriter:
         mapping.set_word(offset + layout.SLOT_END_AT, seq)
         mapping.set_word(layout.LATEST_AT, seq)
         mapping.wake(layout.LATEST_AT)
-        self.frames_written += 1
         return seq
 
     def close(self, remove: bool = True) -> None:

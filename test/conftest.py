@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from sensor_workers.shm_segments import remove_dead_segments, remove_unheld_ports
+from sensor_workers.side_channel.cleanup import remove_dead_channels
 from sensor_workers.testing.memory import MemoryWatch
 from sensor_workers.testing.processes import ProcessGroup, become_subreaper, live_descendants
 from sensor_workers.testing.ros_env import apply_isolated_ros_environment
@@ -67,7 +68,8 @@ def _clean_shared_memory() -> None:
     """Remove Fast DDS segments of dead processes (SIGKILLed workers leave them in /dev/shm).
 
     `fastdds shm clean` leaves the ports (and their mutexes) that a killed process kept open
-    after their listener had gone; shm_segments removes those too.
+    after their listener had gone; shm_segments removes those too. A SIGKILLed camera leaves its
+    side-channel file, when no successor took it over.
     """
     fastdds = Path(sys.executable).with_name('fastdds')
     if fastdds.exists() and shutil.which('python3'):
@@ -75,6 +77,7 @@ def _clean_shared_memory() -> None:
                        check=False)
     remove_dead_segments()
     remove_unheld_ports()
+    remove_dead_channels()
 
 
 @pytest.fixture(scope='session')

@@ -23,6 +23,7 @@ from sensor_msgs.msg import Image
 
 from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS
 from sensor_workers.bridge.schemas import Status
+from sensor_workers.side_channel.layout import channel_path
 from sensor_workers.testing.processes import ProcessGroup
 from sensor_workers.testing.ros_probe import RosProbe
 from sensor_workers.testing.waiting import wait_until
@@ -249,6 +250,8 @@ def test_image_rate_size_and_format(stack):
             receive(stack.bridge.ws('/ws/image', format='raw'), 3.0, warmup=0.5))
 
     full, small, raw = asyncio.run(run())
+    # The camera runs on this host: its frames come through its shared-memory side channel.
+    assert stack.bridge.status()['bridge']['image_sources'] == {'camera': 'side_channel'}
     _assert_all_frames(stack, full)
     assert full.headers[-1]['format'] == 'jpeg' and full.headers[-1]['width'] == 640
     assert small.frame_rate() == pytest.approx(min(10.0, frame_hz), rel=0.15)
@@ -385,3 +388,22 @@ def test_killed_worker_shows_down_and_its_stream_resumes(stack):
     stack.wait_active(not_pid={'ft': pid})
     stream = asyncio.run(receive(stack.bridge.ws('/ws/wrench'), 1.0, warmup=0.3))
     assert stream.samples > 100
+
+
+@needs_camera
+def test_a_killed_camera_is_read_from_the_same_side_channel_once_its_standby_takes_over(stack):
+    stack.wait_active()  # the kill before this one may still show
+    path = channel_path(stack.probe.node.context.get_domain_id(), '/camera')
+    inode = path.stat().st_ino
+    pid = stack.device('camera')['pid']
+    generation = stack.device('camera')['diagnostics']['side_channel_generation']
+    os.kill(pid, signal.SIGKILL)
+    stack.wait_active(not_pid={'camera': pid})
+    # The successor took the file over (same inode, a new generation) and the bridge reads it.
+    assert path.stat().st_ino == inode
+    wait_until(lambda: stack.bridge.status()['bridge']['image_sources']['camera']
+               == 'side_channel', 10, 'the bridge on the side channel')
+    stream = asyncio.run(receive(stack.bridge.ws('/ws/image', format='raw'), 1.0, warmup=0.3))
+    assert stream.messages >= 10
+    wait_until(lambda: stack.device('camera')['diagnostics']['side_channel_generation']
+               > generation, 5, 'a new generation in the camera diagnostics')

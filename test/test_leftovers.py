@@ -2,7 +2,9 @@
 
 A SIGKILLed process cannot clean up after itself. Its F/T simulator (a child tied to it)
 removes the worker's run directory when it gets its parent-death signal; the manager removes
-the dead process's Fast DDS segments when it reaps it (shm_segments.py).
+the dead process's Fast DDS segments when it reaps it (shm_segments.py). A killed camera's
+side channel is taken over by its successor (one file, whatever the kills), and removed when
+the camera stops cleanly.
 """
 
 import os
@@ -16,6 +18,7 @@ import psutil
 import pytest
 
 from sensor_workers.shm_segments import held, segment_locks
+from sensor_workers.side_channel.layout import channel_path
 from sensor_workers.testing.ros_probe import RosProbe
 from sensor_workers.testing.waiting import wait_until
 
@@ -72,6 +75,8 @@ def test_twenty_kills_leave_no_directory_and_no_segment(procs, tmp_path):
         watch = Watch.attach(probe)
         manager = start_manager(procs, config)
         watch.wait_active(['camera', 'ft'], timeout=120)
+        channel = channel_path(int(os.environ['ROS_DOMAIN_ID']), '/camera')
+        inode = channel.stat().st_ino
         for kill in range(KILLS):
             device = ('ft', 'camera')[kill % 2]
             pid = int(watch.state(device)['pid'])
@@ -86,5 +91,10 @@ def test_twenty_kills_leave_no_directory_and_no_segment(procs, tmp_path):
                 if d.stat().st_mtime >= started and str(d) not in live_sim_dirs()]
         assert not left, f'simulator directories of killed workers: {left}'
         assert 'removed' in manager.output()
+        # Every successor took the camera's side channel over: one file, the first one.
+        assert channel.stat().st_ino == inode
+        assert [p.name for p in channel.parent.glob(f'{channel.name}*')] == [channel.name]
+        manager.stop()
+        assert not channel.exists(), 'a cleanly stopped camera leaves its side channel'
     finally:
         probe.close()

@@ -84,6 +84,8 @@ def test_devices_and_bridge_on_two_hosts(procs, hosts, tmp_path):
     assert wrench['lost'] == 0 and wrench['dropped'] == 0, (wrench, where)
     assert wrench['samples'] >= 0.95 * SENSOR_HZ * wrench['span_s'] and wrench['span_s'] > 9
     assert image['fps'] >= 0.9 * CAMERA_FPS, image
+    # The camera's side channel is on the other host's /dev/shm: the bridge takes DDS.
+    assert seen['bridge']['image_sources'] == {'camera': 'dds'}
 
     # A kill -9 on the devices' host heals, and the bridge's host sees it heal.
     pid = status()['devices']['ft']['pid']

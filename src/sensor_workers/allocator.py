@@ -8,9 +8,10 @@ zeroing by the kernel on every frame. Measured (2026-12-02, a 2448x2048 Mono8 st
 reliable, into a single-threaded rclpy subscriber): 40 % of a core in the subscriber, mostly
 `clear_page_erms` and `exc_page_fault`, and 14 ms from DDS write to callback at p50. With a fixed
 32 MB mmap threshold and a 512 MB trim threshold: 12 % of a core and 5 ms. glibc's dynamic
-threshold avoids the churn in some processes and not in others: the camera worker (publishing)
-and the bridge (which holds the newest frame for its clients) showed no page faults to speak of
-and no measurable change, so only the test probes use this.
+threshold avoids the churn in some processes and not in others: the bridge (which holds the
+newest frame for its clients) showed no page faults to speak of and no measurable change; the
+camera worker, measured again with 4096x4096 frames, did (camera/node.py), and uses this too,
+as do the test probes.
 
 Fixed thresholds also switch off glibc's dynamic threshold; freed frame buffers stay in the
 process for the next frame, so resident memory stays near its peak instead of shrinking.

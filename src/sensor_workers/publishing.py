@@ -169,7 +169,11 @@ class LoopPublisher:
                 refilled = now
             tokens -= 1.0
             # Lifecycle publishers publish only while active, like LifecyclePublisher.publish.
+            # What a deactivate's flush left queued (it waits 2 s for DDS) is lost: counted,
+            # or a subscriber would see fewer messages than the loop says it published.
             if not getattr(publisher, 'is_activated', True):
+                with self._ready:
+                    self.dropped += 1
                 continue
             if not publish_serialized_without_gil(publisher, data):
                 self.failed += 1

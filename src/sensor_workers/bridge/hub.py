@@ -389,6 +389,7 @@ class Hub:
                 'max_clients': self.settings.max_clients,
                 'wrench_backlog_dropped': self.wrench.backlog_dropped,
                 'cameras': list(self.images),
+                'image_sources': {name: s.source for name, s in self.images.items()},
                 'frames_received': sum(s.frames_in for s in self.images.values()),
                 'frames_skipped': sum(s.frames_skipped for s in self.images.values()),
                 'bad_frames': sum(s.bad_frames for s in self.images.values()),

@@ -18,6 +18,8 @@ class ImageStream:
     def __init__(self, device: str, topic: str, latency_span_s: float) -> None:
         self.device = device
         self.topic = topic
+        # Where its frames come from: 'dds' or 'side_channel' (image_sources.py).
+        self.source = 'dds'
         # Age of each frame on arrival (receipt time - header stamp).
         self.latency = LatencyWindow(latency_span_s)
         self.frames_in = 0

@@ -8,7 +8,6 @@ message deserialized from the same bytes (one DDS reader per topic, not two).
 """
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Iterable
 import logging
 import os
@@ -36,11 +35,12 @@ from std_srvs.srv import Trigger
 import uvicorn
 
 from sensor_workers import qos
-from sensor_workers.bridge import imaging
 from sensor_workers.bridge.app import create_app
 from sensor_workers.bridge.control import ServiceTimeout, ServiceUnavailable
+from sensor_workers.bridge.foxglove.channels import Channel
 from sensor_workers.bridge.foxglove.schema import SchemaNotFound, message_schema
 from sensor_workers.bridge.hub import Hub
+from sensor_workers.bridge.image_sources import ImageSources
 from sensor_workers.bridge.main import StopRequest
 from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
@@ -150,6 +150,10 @@ class BridgeNode(Node):
             'image_topic': declare(self, 'image_topic', defaults.image_topic,
                                    "sensor_msgs/Image topic of the first camera ('' = "
                                    '/<camera>/image_raw).', read_only=True),
+            'image_side_channel': declare(
+                self, 'image_side_channel', defaults.image_side_channel,
+                "Take a camera's frames from its shared-memory side channel when it runs on "
+                'this host (else over DDS).', read_only=True),
             'wrench_topic': declare(self, 'wrench_topic', defaults.wrench_topic,
                                     'geometry_msgs/WrenchStamped topic served on /ws/wrench.',
                                     read_only=True),
@@ -183,17 +187,18 @@ class BridgeNode(Node):
         # serving web clients with no ROS data behind them.
         self.ros_thread_failed = False
         self._service_clients: dict[str, Any] = {}
-        self._frames: Counter[str] = Counter()
         self._create_interfaces()
 
     def _create_interfaces(self) -> None:
         s, hub = self.settings, self.hub
         self._serve(WrenchStamped, s.wrench_topic, WRENCH_QOS, self._on_wrench)
         self._serve(Temperature, f'{_namespace(s.wrench_topic)}/temperature', SENSOR_QOS)
+        images = {}
         for camera, topic in s.camera_topics().items():
-            self._serve(Image, topic, IMAGE_QOS,
-                        lambda msg, name=camera: self._on_image(name, msg))
+            images[camera] = self._channel(topic, Image)
             self._serve(CameraInfo, f'{_namespace(topic)}/camera_info', SENSOR_QOS)
+        self.image_sources = ImageSources(self, hub.images, IMAGE_QOS, hub.push_image,
+                                          s.image_side_channel, hub.foxglove, images)
         self._serve(DiagnosticArray, f'/{s.manager_name}/device_states', qos.LATCHED,
                     lambda msg: hub.push_device_states([_plain(st) for st in msg.status]))
         self._serve(DiagnosticStatus, '/safety/worker_events', qos.LATCHED_EVENTS,
@@ -208,16 +213,19 @@ class BridgeNode(Node):
             for srv_type, name in self._device_services(device):
                 self._service_clients[name] = self.create_client(srv_type, name)
 
+    def _channel(self, topic: str, msg_type: type) -> Channel | None:
+        """Offer `topic` to Foxglove clients; None when its schema cannot be built."""
+        try:
+            return self.hub.foxglove.add_channel(topic, type_name(msg_type),
+                                                 message_schema(type_name(msg_type)))
+        except SchemaNotFound as error:
+            self.get_logger().warning(f'{topic} not served to Foxglove clients: {error}')
+            return None
+
     def _serve(self, msg_type: type, topic: str, profile: QoSProfile,
                on_message: Callable[[Any], None] | None = None) -> None:
         """Subscribe to `topic` raw: Foxglove clients get the bytes, `on_message` the message."""
-        fanout = self.hub.foxglove
-        try:
-            channel = fanout.add_channel(topic, type_name(msg_type),
-                                         message_schema(type_name(msg_type)))
-        except SchemaNotFound as error:
-            self.get_logger().warning(f'{topic} not served to Foxglove clients: {error}')
-            channel = None
+        fanout, channel = self.hub.foxglove, self._channel(topic, msg_type)
 
         def callback(data: bytes) -> None:
             if channel is not None:
@@ -255,13 +263,6 @@ class BridgeNode(Node):
         f, t = msg.wrench.force, msg.wrench.torque
         self.hub.push_wrench((_stamp_ns(msg.header), f.x, f.y, f.z, t.x, t.y, t.z))
 
-    def _on_image(self, camera: str, msg: Image) -> None:
-        self._frames[camera] += 1  # seq: frames of this camera the bridge received
-        self.hub.push_image(camera, imaging.Frame(
-            seq=self._frames[camera], stamp_ns=_stamp_ns(msg.header), width=msg.width,
-            height=msg.height, encoding=msg.encoding, step=msg.step, data=msg.data,
-            is_bigendian=bool(msg.is_bigendian)))
-
     # Service calls, awaited on the event loop
 
     def start_spinning(self) -> None:
@@ -273,6 +274,7 @@ class BridgeNode(Node):
         if self._ros_thread is not None:
             self._ros_thread.stop()
             self._ros_thread = None
+        self.image_sources.close()
 
     async def call(self, name: str, request: Any) -> Any:
         """Call a service of the API; raise ServiceUnavailable or ServiceTimeout."""

@@ -52,6 +52,9 @@ class BridgeStatus(_Closed):
     wrench_backlog_dropped: int
     cameras: list[str] = Field(description='the cameras served on `/ws/image?device=`, the '
                                            'first by default')
+    image_sources: dict[str, Literal['dds', 'side_channel']] = Field(
+        description="per camera, where its frames come from: 'side_channel' (shared memory, "
+                    "same host) or 'dds'")
     frames_received: int = Field(description='all cameras together')
     frames_skipped: int
     bad_frames: int

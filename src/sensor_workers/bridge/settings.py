@@ -32,6 +32,8 @@ class BridgeSettings(BaseModel):
     cameras: tuple[str, ...] = ('camera',)
     # The first camera's image topic; '' = /<camera>/image_raw like the others.
     image_topic: str = ''
+    # Read a camera on this host from its shared-memory side channel instead of DDS.
+    image_side_channel: bool = True
     wrench_topic: str = '/ft/wrench'
     manager_name: str = 'manager'
     log_lines_per_s: float = Field(20.0, gt=0)

@@ -6,11 +6,12 @@ closes the camera. Everything that touches the camera while the grab thread runs
 changes, fault injection) is handed to that thread and executed between two frames.
 
 Frame accounting, so that lost frames show: `frames_grabbed` counts good buffers from the
-camera, `frames_published` the Image messages sent (the heartbeat's `samples`), `failed_grabs`
-incomplete buffers, `camera_skipped` gaps in the camera's own frame counter (the block id
-of GigE and USB3 Vision: frames the camera produced that never reached us). A subscriber
-compares the number of images it received with `frames_published` over the same window (e.g.
-between a deactivate and an activate) to find transport losses.
+camera, `frames_published` the frames published (the heartbeat's `samples`): each one an
+Image message, handed to DDS while `~/image_raw` has a subscriber, and a side-channel frame;
+`failed_grabs` incomplete buffers, `camera_skipped` gaps in the camera's own frame counter
+(the block id of GigE and USB3 Vision: frames the camera produced that never reached us). A
+subscriber compares the number of images it received with `frames_published` over the same
+window (e.g. between a deactivate and an activate) to find transport losses.
 """
 
 from concurrent.futures import Future
@@ -29,6 +30,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from sensor_workers import qos
+from sensor_workers.allocator import keep_large_buffers
 from sensor_workers.camera import calibration
 from sensor_workers.camera.basler import (
     ENCODINGS,
@@ -42,6 +44,8 @@ from sensor_workers.camera.recorder import Record, Recorder
 from sensor_workers.camera.timestamps import TimestampMapper
 from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
 from sensor_workers.params import accepted, declare, refused
+from sensor_workers.side_channel.layout import DEFAULT_SLOTS, channel_path
+from sensor_workers.side_channel.writer import ChannelBusy, FrameWriter
 from sensor_workers.worker import WorkerNode, run_worker
 
 WAKE_MS = 50  # the grab loop wakes at least this often, frame or not
@@ -73,6 +77,12 @@ class CameraNode(WorkerNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('camera', **kwargs)
+        # Every frame passes through fresh frame-sized buffers (the copy out of pylon, the CDR
+        # bytes): glibc's default hands them back to the kernel and faults new pages in for
+        # the next frame. Serializing a 2448x2048 Image in a fresh process: 24-30 ms with the
+        # default, 1.3-1.6 ms with this (2026-12-07, load ~10); the worker's CPU per frame fell
+        # 15-25 % in four A/B runs of bench.camera_throughput (allocator.py).
+        keep_large_buffers()
         self._serial: str = declare(
             self, 'serial_number', '', "Camera to open; '' = the first one found.",
             read_only=True)
@@ -118,6 +128,14 @@ class CameraNode(WorkerNode):
             int_range=(10, 600000))
         self._recording_dir: str = declare(self, 'recording_dir', '~/.ros/recordings',
                                            'Directory of the MCAP files of ~/start_recording.')
+        self._side_channel_on: bool = declare(
+            self, 'side_channel', True,
+            'Also write every frame into a shared-memory ring for consumers on this host '
+            '(docs/camera.md, "Shared-memory side channel").', read_only=True)
+        self._side_channel_slots: int = declare(
+            self, 'side_channel_slots', DEFAULT_SLOTS,
+            'Frames the side channel holds: how far behind a reader may fall and still get '
+            'every frame (slots minus 2).', read_only=True, int_range=(3, 256))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._image_kwargs = _image_kwargs()
@@ -135,6 +153,7 @@ class CameraNode(WorkerNode):
         self._calibration = calibration.Calibration()
         self._camera: BaslerCamera | None = None
         self._recorder = Recorder(serialize_message)
+        self._side_channel: FrameWriter | None = None
         self._timestamps = TimestampMapper()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -169,7 +188,27 @@ class CameraNode(WorkerNode):
         self._timestamps = TimestampMapper(tick_ns=camera.tick_ns)
         self._state = 'connected'
         self.get_logger().info(f'opened {camera.model} {camera.serial}: {camera.readback}')
+        if self._side_channel_on and self._side_channel is None:
+            self._side_channel = self._open_side_channel(camera.readback)
         return TransitionCallbackReturn.SUCCESS
+
+    def _open_side_channel(self, readback: dict[str, Any]) -> FrameWriter | None:
+        """Open this camera's side channel (taking over a killed predecessor's file).
+
+        Slots sized for the frames the camera is set up for; a larger ROI later grows them.
+        """
+        path = channel_path(self.context.get_domain_id(), self.get_fully_qualified_name())
+        _, bytes_per_pixel = ENCODINGS.get(str(readback.get('pixel_format')), ('', 1))
+        frame_bytes = int(readback.get('width') or 0) * int(readback.get('height') or 0) \
+            * bytes_per_pixel
+        try:
+            writer = FrameWriter(path, self._side_channel_slots, frame_bytes)
+        except (ChannelBusy, OSError) as error:
+            self.get_logger().error(f'no shared-memory side channel: {error}')
+            return None
+        self.get_logger().info(f'shared-memory side channel {path} (generation '
+                               f'{writer.generation})')
+        return writer
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         camera = self._camera
@@ -226,6 +265,9 @@ class CameraNode(WorkerNode):
         self._finish_recording()
         if self._camera is not None:
             self._camera.close()
+        side_channel, self._side_channel = self._side_channel, None
+        if side_channel is not None:
+            side_channel.close()
 
     def _stop_grab_thread(self) -> None:
         thread, self._thread = self._thread, None
@@ -361,13 +403,29 @@ class CameraNode(WorkerNode):
         info = self._camera_info(frame)
         info.header.stamp = stamp
         info.header.frame_id = self._frame_id
-        self.loop_publisher.submit(self._image_pub, image)
+        if self._side_channel is not None:
+            self._write_side_channel(frame, stamp_ns)
+        # Serializing a frame is most of the loop's cost (a 4096x4096 one: ~10 ms); with no
+        # DDS subscriber (e.g. the bridge reads the side channel) nobody would get it anyway.
+        if self._image_pub.get_subscription_count():
+            self.loop_publisher.submit(self._image_pub, image)
         self.loop_publisher.submit(self._info_pub, info)
         self.frames_published += 1
         if self._recorder.recording:
             self._recorder.submit(stamp_ns, (
                 Record(self._image_pub.topic_name, IMAGE_TYPE, image),
                 Record(self._info_pub.topic_name, CAMERA_INFO_TYPE, info)))
+
+    def _write_side_channel(self, frame: Frame, stamp_ns: int) -> None:
+        side_channel = self._side_channel
+        assert side_channel is not None
+        try:
+            side_channel.write(frame.data, stamp_ns, frame.width, frame.height, frame.step,
+                               frame.encoding)
+        except OSError as error:  # no room in /dev/shm for larger slots: DDS goes on alone
+            self.get_logger().error(f'shared-memory side channel closed: {error}')
+            self._side_channel = None
+            side_channel.close()
 
     def _camera_info(self, frame: Frame) -> CameraInfo:
         cal = self._calibration
@@ -535,6 +593,9 @@ class CameraNode(WorkerNode):
             'recording_path': str(self._recorder.path or ''),
             'recorded_frames': self._recorder.frames,
             'recording_dropped': self._recorder.dropped,
+            'side_channel': str(self._side_channel.path) if self._side_channel else '',
+            'side_channel_generation': (self._side_channel.generation
+                                        if self._side_channel else 0),
         }
         if camera is not None:
             values.update({f'camera_{k}': v for k, v in camera.readback.items()})

@@ -86,6 +86,10 @@ class FoxgloveFanout:
 
     # Called from the ROS thread: never wait.
 
+    def wanted(self, channel: Channel) -> bool:
+        """Return whether a client subscribed to `channel` (any thread)."""
+        return channel.id in self._wanted
+
     def push(self, channel: Channel, payload: bytes) -> None:
         """Hand a serialized message of `channel` to the loop if anyone subscribed to it."""
         loop = self._loop

@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from sensor_workers.shm_segments import port_mutex, remove_dead_segments, remove_unheld_ports
+from sensor_workers import shm_segments
+from sensor_workers.shm_segments import (
+    held,
+    port_mutex,
+    remove_dead_segments,
+    remove_unheld_ports,
+)
 
 
 def segment(directory: Path, name: str, age_s: float) -> tuple[Path, Path]:
@@ -78,3 +84,20 @@ def test_only_ports_nobody_listens_on_maps_or_sets_up_are_removed(tmp_path, port
     # Removed with their ports, as Fast DDS removes them; the others' stay.
     assert not any(mutex_exists(p) for p in (departed, abandoned, mutex_only))
     assert mutex_exists(busy) and mutex_exists(mapped)
+
+
+def test_a_port_removed_while_it_is_looked_at_is_passed_over(tmp_path, port_names, monkeypatch):
+    # Fast DDS removed the port and its lock between the scan's `exists()` and its `flock`: the
+    # bridge exited 1 at start once that way.
+    port = tmp_path / port_names[0]
+    port.write_bytes(b'\0' * 64)
+    lock = port.with_name(f'{port.name}_el')
+    lock.touch()
+
+    def removed_meanwhile(path: Path) -> bool:
+        port.unlink()
+        path.unlink()
+        return held(path)
+
+    monkeypatch.setattr(shm_segments, 'held', removed_meanwhile)
+    assert remove_unheld_ports(tmp_path) == []

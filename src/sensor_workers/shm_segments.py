@@ -86,7 +86,10 @@ def remove_unheld_ports(directory: Path = SHM_DIR) -> list[Path]:
         candidates = []
         for port in _ports(directory):
             lock = port.with_name(f'{port.name}_el')
-            if lock.exists() and held(lock):
+            try:
+                if lock.exists() and held(lock):
+                    continue
+            except OSError:  # removed between the two calls, with its port: nothing to do
                 continue
             # Held from here to the removal: nobody opens (and maps) the port meanwhile.
             if stack.enter_context(port_mutex(port.name)):

@@ -12,7 +12,6 @@ import contextlib
 import time
 
 from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect
 
 from sensor_workers.bridge.controller import Controller
 from sensor_workers.bridge.foxglove.connection import Connection
@@ -25,6 +24,7 @@ from sensor_workers.bridge.routes.ws import (
     TRY_AGAIN_LATER,
     Refused,
     check_access,
+    client_messages,
     peer_of,
 )
 
@@ -97,22 +97,8 @@ def _counter(client: Client, hub: Hub) -> Callable[[Subscription | None, int, in
 
 async def _receive(websocket: WebSocket, connection: Connection, sender: asyncio.Task) -> None:
     """Read client messages until it leaves or a send fails."""
-    receiving = asyncio.ensure_future(websocket.receive())
-    try:
-        while True:
-            done, _ = await asyncio.wait({receiving, sender},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if sender in done:  # a send failed: the client is gone
-                return
-            message = receiving.result()
-            if message['type'] == 'websocket.disconnect':
-                return
-            if message.get('bytes') is not None:
-                connection.on_binary(message['bytes'])
-            else:
-                connection.on_text(message.get('text') or '')
-            receiving = asyncio.ensure_future(websocket.receive())
-    except WebSocketDisconnect:
-        return
-    finally:
-        receiving.cancel()
+    async for message in client_messages(websocket, sender):
+        if message.get('bytes') is not None:
+            connection.on_binary(message['bytes'])
+        else:
+            connection.on_text(message.get('text') or '')

@@ -10,6 +10,7 @@ A connection is accepted first and then closed with a code when refused, so clie
 """
 
 import asyncio
+from collections.abc import AsyncIterator
 import contextlib
 import json
 import logging
@@ -142,31 +143,39 @@ async def _serve(websocket: WebSocket, topic: str) -> None:
             await websocket.close(code, reason)
 
 
-async def _receive(websocket: WebSocket, client: Client, hub: Hub,
-                   sender: asyncio.Task) -> tuple[int | None, str]:
-    """Read client messages until it leaves; return the close code to send (None: gone)."""
+async def client_messages(websocket: WebSocket,
+                          sender: asyncio.Task) -> AsyncIterator[dict[str, Any]]:
+    """Yield the client's messages until it leaves or `sender` ends (a send failed)."""
     receiving = asyncio.ensure_future(websocket.receive())
     try:
         while True:
             done, _ = await asyncio.wait({receiving, sender},
                                          return_when=asyncio.FIRST_COMPLETED)
             if sender in done:  # a send failed: the client is gone
-                return None, ''
+                return
             message = receiving.result()
             if message['type'] == 'websocket.disconnect':
-                return None, ''
-            if message.get('bytes') is not None:
-                return UNSUPPORTED_DATA, 'binary messages are not accepted'
-            try:
-                _apply(json.loads(message.get('text') or ''), client, hub)
-            except (ValueError, Refused) as error:
-                reason = error.reason if isinstance(error, Refused) else 'malformed JSON'
-                return BAD_REQUEST, reason
+                return
+            yield message
             receiving = asyncio.ensure_future(websocket.receive())
     except WebSocketDisconnect:
-        return None, ''
+        return
     finally:
         receiving.cancel()
+
+
+async def _receive(websocket: WebSocket, client: Client, hub: Hub,
+                   sender: asyncio.Task) -> tuple[int | None, str]:
+    """Read client messages until it leaves; return the close code to send (None: gone)."""
+    async for message in client_messages(websocket, sender):
+        if message.get('bytes') is not None:
+            return UNSUPPORTED_DATA, 'binary messages are not accepted'
+        try:
+            _apply(json.loads(message.get('text') or ''), client, hub)
+        except (ValueError, Refused) as error:
+            reason = error.reason if isinstance(error, Refused) else 'malformed JSON'
+            return BAD_REQUEST, reason
+    return None, ''
 
 
 def _apply(request: Any, client: Client, hub: Hub) -> None:

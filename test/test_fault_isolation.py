@@ -122,11 +122,11 @@ def test_killing_the_camera_costs_the_ft_stream_nothing(cell):
                               f'{stream.largest_gap_s * 1000:.0f} ms')
 
 
-def test_killing_the_ft_worker_never_restarts_the_camera(cell):
-    # Frames can still be lost here (7 of 542 in one run; docs/manager.md, "Fault isolation"):
-    # this test holds the manager's side, the loss is open in the fault-isolation issue.
+def test_killing_the_ft_worker_costs_the_camera_stream_nothing(cell):
     stream, started, camera_pid = kill_repeatedly(cell, 'ft', 'camera')
     assert_untouched(cell, stream, started, 'camera', camera_pid)
+    assert stream.lost == 0, (f'camera lost {stream.lost} of {stream.received}; largest gap '
+                              f'{stream.largest_gap_s * 1000:.0f} ms')
 
 
 def test_killing_the_bridge_costs_neither_worker_anything(cell, procs):

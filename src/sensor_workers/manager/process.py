@@ -241,11 +241,13 @@ class WorkerProcess:
         code = self.popen.wait()
         if self._kill_timer is not None:
             self._kill_timer.cancel()
+        # The exit first: the scan below once took a second, and the manager judged nothing
+        # of the dead worker meanwhile.
+        self._on_exit(self, code)
         if code != 0:  # a clean exit removes its own shared memory; a killed worker cannot
             removed = remove_dead_segments()
             if removed:
                 log.info('removed %d shared-memory segments of dead processes', len(removed))
-        self._on_exit(self, code)
 
 
 class Spawner:

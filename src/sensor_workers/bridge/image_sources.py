@@ -37,16 +37,13 @@ from sensor_workers.bridge.foxglove.fanout import FoxgloveFanout
 from sensor_workers.bridge.images import ImageStream
 from sensor_workers.side_channel.layout import channel_path
 from sensor_workers.side_channel.reader import FrameReader, SideFrame
+from sensor_workers.stamps import stamp_ns
 
 log = logging.getLogger(__name__)
 
 CHECK_PERIOD_S = 0.5
 DDS_AFTER_S = 3.0  # a writer dead this long (or a file gone): back to DDS
 WAIT_S = 0.2  # a reader thread's longest sleep, so that it notices a stop
-
-
-def _stamp_ns(msg: Image) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 class CameraSource:
@@ -154,7 +151,7 @@ class CameraSource:
         msg = deserialize_message(data, Image)
         self._frames += 1
         self._push(self._stream.device, imaging.Frame(
-            seq=self._frames, stamp_ns=_stamp_ns(msg), width=msg.width, height=msg.height,
+            seq=self._frames, stamp_ns=stamp_ns(msg.header), width=msg.width, height=msg.height,
             encoding=msg.encoding, step=msg.step, data=msg.data,
             is_bigendian=bool(msg.is_bigendian)))
 

@@ -47,6 +47,7 @@ from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.params import declare
 from sensor_workers.paths import BRIDGE_PROFILE, use_fastdds_profile
+from sensor_workers.stamps import stamp_ns
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,6 @@ def type_name(msg_type: type) -> str:
 
 def _namespace(topic: str) -> str:
     return topic.rsplit('/', 1)[0]
-
-
-def _stamp_ns(stamped) -> int:
-    """Return the `stamp` of a header or a Log message in nanoseconds."""
-    return stamped.stamp.sec * 1_000_000_000 + stamped.stamp.nanosec
 
 
 class BridgeNode(Node):
@@ -205,7 +201,7 @@ class BridgeNode(Node):
                     lambda msg: hub.push_worker_event(_plain(msg)))
         self._serve(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS, self._on_diagnostics)
         self._serve(Log, '/rosout', ROSOUT_QOS,
-                    lambda msg: hub.push_log(msg.name, msg.level, msg.msg, _stamp_ns(msg)))
+                    lambda msg: hub.push_log(msg.name, msg.level, msg.msg, stamp_ns(msg)))
         for device in s.devices:
             self._serve(DiagnosticStatus, f'/{device}/heartbeat', qos.HEARTBEAT,
                         lambda msg, name=device: self._on_heartbeat(name, msg))
@@ -261,7 +257,7 @@ class BridgeNode(Node):
 
     def _on_wrench(self, msg: WrenchStamped) -> None:
         f, t = msg.wrench.force, msg.wrench.torque
-        self.hub.push_wrench((_stamp_ns(msg.header), f.x, f.y, f.z, t.x, t.y, t.z))
+        self.hub.push_wrench((stamp_ns(msg.header), f.x, f.y, f.z, t.x, t.y, t.z))
 
     # Service calls, awaited on the event loop
 

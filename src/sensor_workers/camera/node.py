@@ -21,7 +21,6 @@ import threading
 import time
 from typing import Any
 
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -46,6 +45,7 @@ from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
 from sensor_workers.params import accepted, declare, refused
 from sensor_workers.side_channel.layout import DEFAULT_SLOTS, channel_path
 from sensor_workers.side_channel.writer import ChannelBusy, FrameWriter
+from sensor_workers.stamps import to_time
 from sensor_workers.worker import WorkerNode, run_worker
 
 WAKE_MS = 50  # the grab loop wakes at least this often, frame or not
@@ -390,7 +390,7 @@ class CameraNode(WorkerNode):
 
     def _publish(self, frame: Frame) -> None:
         stamp_ns = self._timestamps.map(frame.ticks, frame.host_ns)
-        stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+        stamp = to_time(stamp_ns)
         image = Image(**self._image_kwargs)
         image.header.stamp = stamp
         image.header.frame_id = self._frame_id

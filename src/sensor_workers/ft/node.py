@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 import threading
 
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
 from rcl_interfaces.msg import SetParametersResult
@@ -32,6 +31,7 @@ from sensor_workers.ft.simulated_sensor import SIM_PORT, SimulatedSensor
 from sensor_workers.ft.stamping import StampMapper
 from sensor_workers.lifetime import child_environment
 from sensor_workers.params import accepted, check_choice, declare, refused
+from sensor_workers.stamps import to_time
 from sensor_workers.worker import WorkerNode, run_worker
 
 READ_TIMEOUT_S = 0.02  # the loop wakes at least this often without data
@@ -332,8 +332,7 @@ class FtNode(WorkerNode):
             raw = frame.wrench
             self._recent.append(raw)
             offset = self._offset
-            msg.header.stamp = Time(sec=stamp_ns // 1_000_000_000,
-                                    nanosec=stamp_ns % 1_000_000_000)
+            msg.header.stamp = to_time(stamp_ns)
             msg.header.frame_id = self.frame_id
             force, torque = wrench.force, wrench.torque
             force.x, force.y, force.z = raw[0] - offset[0], raw[1] - offset[1], raw[2] - offset[2]

@@ -117,6 +117,10 @@ class Device:
     def process_gone(self) -> bool:
         return self.process is None or not self.process.alive()
 
+    def process_ended(self) -> bool:
+        """Return whether the process has ended, even if the thread that reaps it has not run."""
+        return self.process is None or self.process.ended()
+
     def all_gone(self) -> bool:
         return (self.process_gone() and not self.standby_pending
                 and (self.standby is None or not self.standby.alive()))
@@ -650,21 +654,12 @@ class ManagerNode(LifecycleNode):
             wchan = ''
         return parse_thread_stat(text, wchan)
 
-    @staticmethod
-    def _ended(pid: int) -> bool:
-        """Return whether the process has ended (a zombie not yet reaped, or reaped)."""
-        try:
-            stat = Path(f'/proc/{pid}/stat').read_text()
-        except OSError:
-            return True
-        return parse_thread_stat(stat).state in ('Z', 'X', 'x')
-
     def _watch(self, device: Device, now: float, tick_late_s: float) -> None:
         if device.policy.phase is not DeviceState.ACTIVE or device.liveness is None:
             return
         judgement = device.liveness.judge(now, tick_late_s, self._loop_thread(device))
         verdict = judgement.verdict
-        if verdict is Verdict.MISSED and self._ended(device.pid):
+        if verdict is Verdict.MISSED and device.process_ended():
             # Killed or crashed, not hung: its exit (`exited`, with the code) is on its way from
             # the thread that waits for it, which a loaded machine may run later than this tick.
             return

@@ -133,6 +133,16 @@ def tune(pid: int, spec: WorkerSpec) -> list[str]:
     return warnings
 
 
+def process_state(pid: int) -> str | None:
+    """Return the state letter /proc/<pid>/stat gives (R, S, D, T, Z...), or None once reaped."""
+    try:
+        stat = Path(f'/proc/{pid}/stat').read_text()
+    except OSError:
+        return None
+    # The state follows the command name, which is in parentheses and may contain spaces.
+    return stat.rpartition(')')[2].split()[0]
+
+
 class WorkerProcess:
     """One running worker; reports its exit code once through `on_exit`."""
 
@@ -217,12 +227,11 @@ class WorkerProcess:
 
     def stopped(self) -> bool:
         """Return whether the process is stopped by a signal (state T in /proc)."""
-        try:
-            stat = Path(f'/proc/{self.pid}/stat').read_text()
-        except OSError:
-            return False
-        # The state follows the command name, which is in parentheses and may contain spaces.
-        return stat.rpartition(')')[2].split()[0] in ('T', 't')
+        return process_state(self.pid) in ('T', 't')
+
+    def ended(self) -> bool:
+        """Return whether the process has ended (a zombie not yet reaped, or reaped)."""
+        return process_state(self.pid) in (None, 'Z', 'X', 'x')
 
     def _escalate(self) -> None:
         if self.alive():

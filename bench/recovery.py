@@ -43,7 +43,7 @@ from sensor_workers import paths, qos  # noqa: E402
 from sensor_workers.diagnostics import latest_status, status_values  # noqa: E402
 from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES  # noqa: E402
 from sensor_workers.testing.processes import ProcessGroup, log_directory  # noqa: E402
-from sensor_workers.testing.ros_probe import Received, RosProbe, StreamStats  # noqa: E402
+from sensor_workers.testing.ros_probe import RosProbe, StreamStats  # noqa: E402
 from sensor_workers.testing.waiting import wait_until  # noqa: E402
 
 TOPICS = {'ft': ('/ft/wrench', WrenchStamped), 'camera': ('/camera/image_raw', Image)}
@@ -74,8 +74,6 @@ class Bench:
         self.states = self.probe.collect(DiagnosticArray, '/manager/device_states', qos.LATCHED)
         self.events = self.probe.collect(DiagnosticStatus, '/safety/worker_events',
                                          qos.LATCHED_EVENTS)
-        self.data: dict[str, Received] = {
-            d: self.probe.collect(TOPICS[d][1], TOPICS[d][0], qos.SENSOR_DATA) for d in devices}
         self.streams: dict[str, StreamStats] = {
             d: self.probe.count_stream(TOPICS[d][1], TOPICS[d][0], QoSProfile(
                 history=HistoryPolicy.KEEP_LAST, depth=DEEP[d],
@@ -108,8 +106,8 @@ class Bench:
         return {} if status is None else status_values(status)
 
     def flowing(self, device: str, since: float) -> bool:
-        _, arrival = self.data[device].snapshot()
-        return len(arrival) >= 3 and arrival[-3] > since
+        last = self.streams[device].last_arrival
+        return last is not None and last > since
 
     def false_failures(self, since: float) -> int:
         messages, arrival = self.events.snapshot()
@@ -123,7 +121,6 @@ class Bench:
                    and self.state(device).get('standby') in ('ready', 'off'), 60,
                    f'{device} running (with its warm standby ready, if on)')
         pid = int(self.state(device)['pid'])
-        self.data[device].clear()
         others = [self.streams[d] for d in self.devices if d != device]
         for stream in others:
             stream.reset()

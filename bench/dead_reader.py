@@ -1,6 +1,6 @@
 """Writers frozen for 2 s by a reader's death: Fast DDS's shared-memory port self-deadlock.
 
-The minimal plain-rclpy reproduction behind config/fastdds_bridge.xml and docs/manager.md
+The minimal plain-rclpy reproduction behind config/fastdds_udp.xml and docs/manager.md
 ("Fault isolation"): three 1 kHz publishers (as the cell's workers publish, shipped profile) and
 one subscriber of their topic (as the bridge is). The subscriber is SIGKILLed once it is fed,
 and each publisher times every `publish()` until the dead subscriber's lease has run out.
@@ -28,9 +28,9 @@ import time
 
 from bench.shm_stall import STALL_MS
 from sensor_workers.paths import (
-    BRIDGE_PROFILE,
     CELL_PROFILE,
     FASTDDS_PROFILE_VARIABLES,
+    UDP_PROFILE,
     fastdds_profile,
 )
 from sensor_workers.shm_segments import remove_dead_segments, remove_unheld_ports
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setups = {
         "subscriber with the devices' profile (shared memory)": CELL_PROFILE,
-        "subscriber with the bridge's profile (UDP only)": BRIDGE_PROFILE,
+        "subscriber with the bridge's profile (UDP only)": UDP_PROFILE,
     }
     with tempfile.TemporaryDirectory(prefix='dead_reader_') as directory:
         results = {name: measure(str(fastdds_profile(profile)), args.kills, Path(directory))

@@ -13,7 +13,7 @@ take a catch-up burst), and the failures the manager decided itself (`heartbeat_
 `--bridge-kills N` then kills a bridge N times, each a fresh one killed BRIDGE_FED_S after it
 listens (subscribed and fed), and prints what each kill cost every device the same way.
 `--bridge-profile FILE` hands it that Fast DDS profile instead of its own (e.g.
-config/fastdds.xml, the shared-memory profile the bridge had before config/fastdds_bridge.xml).
+config/fastdds.xml, the shared-memory profile the bridge had before config/fastdds_udp.xml).
 
     python -m bench.recovery [--kills 20] [--seconds S] [--devices camera ft] [--no-standby]
                              [--bridge-kills N] [--bridge-profile FILE]

@@ -12,6 +12,7 @@ import sys
 import time
 
 from bridge_helpers import Bridge
+from dds_helpers import shm_listener_wakeups
 import pytest
 
 from sensor_workers import paths
@@ -40,14 +41,14 @@ def test_a_user_profile_in_either_variable_wins_and_is_copied_to_the_other(varia
 
 def test_the_bridge_swaps_the_devices_profile_for_its_own_but_keeps_the_users():
     # `sensor-workers up` and the launch files hand the devices' profile to every process.
-    bridge = str(paths.fastdds_profile(paths.BRIDGE_PROFILE))
+    bridge = str(paths.fastdds_profile(paths.UDP_PROFILE))
     cell = {FIRST: SHIPPED, SECOND: SHIPPED}
-    assert fastdds_profile_environment(cell, paths.BRIDGE_PROFILE) == {FIRST: bridge,
+    assert fastdds_profile_environment(cell, paths.UDP_PROFILE) == {FIRST: bridge,
                                                                        SECOND: bridge}
-    assert fastdds_profile_environment({}, paths.BRIDGE_PROFILE) == {FIRST: bridge,
+    assert fastdds_profile_environment({}, paths.UDP_PROFILE) == {FIRST: bridge,
                                                                      SECOND: bridge}
     user = {FIRST: '/etc/robot/dds.xml', SECOND: '/etc/robot/dds.xml'}
-    assert fastdds_profile_environment(user, paths.BRIDGE_PROFILE) == {}
+    assert fastdds_profile_environment(user, paths.UDP_PROFILE) == {}
 
 
 def test_the_manager_hands_its_workers_the_users_profile(monkeypatch):
@@ -106,17 +107,6 @@ def test_a_standalone_camera_node_delivers_2448x2048_at_full_rate_to_a_plain_sub
     assert result['fps'] >= 28.5, result
 
 
-def _shm_listener_wakeups(pid: int) -> dict[str, int]:
-    """Voluntary context switches of each shared-memory listener thread of `pid`, by name."""
-    wakeups = {}
-    for task in Path(f'/proc/{pid}/task').iterdir():
-        name = (task / 'comm').read_text().strip()
-        if name.startswith('dds.shm.') and name != 'dds.shm.wdog':
-            status = (task / 'status').read_text()
-            wakeups[name] = int(status.split('voluntary_ctxt_switches:')[1].split()[0])
-    return wakeups
-
-
 @pytest.mark.integration
 def test_every_shared_memory_port_a_process_listens_on_takes_the_short_health_check_step(
         tmp_path, ros_env):
@@ -132,9 +122,9 @@ def test_every_shared_memory_port_a_process_listens_on_takes_the_short_health_ch
     try:
         idle = group.start_python('idle', 'bench.shm_stall', 'listen')
         idle.wait_for_output('^ready', timeout=30.0)
-        before = _shm_listener_wakeups(idle.pid)
+        before = shm_listener_wakeups(idle.pid)
         time.sleep(1.0)
-        after = _shm_listener_wakeups(idle.pid)
+        after = shm_listener_wakeups(idle.pid)
     finally:
         group.stop_all()
     # The participant's default port and the one of its ros_discovery_info reader.
@@ -146,12 +136,12 @@ def test_every_shared_memory_port_a_process_listens_on_takes_the_short_health_ch
 @pytest.mark.integration
 def test_the_bridge_receives_over_udp_and_offers_the_devices_no_shared_memory_port(
         procs, probe):
-    # A shared-memory reader that dies can stall its writers for 2 s (config/fastdds_bridge.xml,
+    # A shared-memory reader that dies can stall its writers for 2 s (config/fastdds_udp.xml,
     # docs/manager.md "Fault isolation"): the bridge must not be one, yet still get the data.
     from geometry_msgs.msg import WrenchStamped
 
     bridge = Bridge(procs)
-    bridge.process.wait_for_output(r'fastdds_bridge\.xml \(shipped\)', timeout=5)
+    bridge.process.wait_for_output(r'fastdds_udp\.xml \(shipped\)', timeout=5)
     publisher = probe.publisher(WrenchStamped, '/ft/wrench')
     wait_until(lambda: publisher.get_subscription_count() == 1, 20, 'bridge matched')
 
@@ -169,7 +159,7 @@ def test_the_bridge_receives_over_udp_and_offers_the_devices_no_shared_memory_po
     wait_until(publish_and_count, 20, 'wrench received by the bridge')
     # No listener thread, so no port of its own that a writer could open. (It still *sends*
     # through the shared-memory transport rmw_fastrtps adds: that touches live ports only.)
-    listeners = list(_shm_listener_wakeups(bridge.process.pid))
+    listeners = list(shm_listener_wakeups(bridge.process.pid))
     assert listeners == [], f'the bridge listens on shared memory: {listeners}'
 
 

@@ -13,6 +13,7 @@ import signal
 import time
 
 from bridge_helpers import Bridge
+from dds_helpers import shm_listener_wakeups
 from geometry_msgs.msg import WrenchStamped
 from manager_helpers import Watch, available_devices, start_manager, write_config
 import pytest
@@ -115,6 +116,18 @@ def assert_untouched(cell: Cell, stream: StreamStats, started: float, other: str
         assert not failures, f'the manager failed {device} itself: {failures}'
 
 
+def test_only_the_camera_writes_into_shared_memory(cell):
+    # A process killed inside a shared-memory send or receive leaves locks that stall the
+    # others' sends for 1-2 s (config/fastdds_udp.xml). Only the camera's frames need it: the
+    # manager and the F/T worker have no port of their own (a process that listens on none
+    # was given the UDP-only profile, so it writes into none either).
+    pids = {'manager': cell.manager.pid, 'ft': int(cell.watch.state('ft')['pid']),
+            'camera': int(cell.watch.state('camera')['pid'])}
+    listeners = {name: sorted(shm_listener_wakeups(pid)) for name, pid in pids.items()}
+    assert listeners['manager'] == [] and listeners['ft'] == [], listeners
+    assert listeners['camera'], listeners
+
+
 def test_killing_the_camera_costs_the_ft_stream_nothing(cell):
     stream, started, ft_pid = kill_repeatedly(cell, 'camera', 'ft')
     assert_untouched(cell, stream, started, 'ft', ft_pid)
@@ -147,6 +160,6 @@ def test_killing_the_bridge_costs_neither_worker_anything(cell, procs):
                                   f'gap {stream.largest_gap_s * 1000:.0f} ms')
     paused = {d: s.largest_gap_s for d, s in cell.streams.items() if s.largest_gap_s >= PAUSE_S}
     # A subscribed shared-memory reader's death froze both streams for 2.0 s in about one kill
-    # in five (a Fast DDS self-deadlock in its writers; config/fastdds_bridge.xml): the bridge
+    # in five (a Fast DDS self-deadlock in its writers; config/fastdds_udp.xml): the bridge
     # now listens on UDP only.
     assert not paused, f'delivery paused after the bridge died: {paused}'

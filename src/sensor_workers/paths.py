@@ -28,11 +28,12 @@ def config_file(name: str) -> Path:
     return path
 
 
-# The shipped Fast DDS profiles: the devices' (shared memory with the enlarged segment large
-# images need, UDPv4 between hosts) and the bridge's (UDPv4 only: no shared-memory port whose
-# reader's death could stall the devices' writers; config/fastdds_bridge.xml says why).
+# The shipped Fast DDS profiles: the cell's (shared memory with the enlarged segment large
+# images need, UDPv4 between hosts), which only the camera keeps, and the UDP-only one of every
+# other process (a process that dies in shared-memory code leaves locks that stall the others'
+# sends; config/fastdds_udp.xml says why).
 CELL_PROFILE = 'fastdds.xml'
-BRIDGE_PROFILE = 'fastdds_bridge.xml'
+UDP_PROFILE = 'fastdds_udp.xml'
 
 
 def fastdds_profile(name: str = CELL_PROFILE) -> Path:
@@ -96,7 +97,7 @@ def fastdds_profile_in_use() -> FastDdsProfile:
 
 def _is_shipped(path: str) -> bool:
     # The launch files name the installed copy (or a symlink to it); a source tree, ours.
-    for name in (CELL_PROFILE, BRIDGE_PROFILE):
+    for name in (CELL_PROFILE, UDP_PROFILE):
         try:
             if os.path.samefile(path, fastdds_profile(name)):
                 return True

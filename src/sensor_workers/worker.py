@@ -20,7 +20,7 @@ from sensor_workers.autostart import start_when_spinning
 from sensor_workers.heartbeat import Heartbeat
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
-from sensor_workers.paths import fastdds_profile_in_use, use_fastdds_profile
+from sensor_workers.paths import CELL_PROFILE, fastdds_profile_in_use, use_fastdds_profile
 from sensor_workers.publishing import LoopPublisher
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -33,6 +33,9 @@ class WorkerNode(LifecycleNode):
     # many messages long costs no sample. Subclasses size it to their rate.
     PUBLISH_QUEUE = 1000
     PUBLISH_QUEUE_BYTES = 64 << 20
+    # The shipped Fast DDS profile this worker loads when the user set none (paths.py): shared
+    # memory only where the data needs it.
+    FASTDDS_PROFILE = CELL_PROFILE
 
     def __init__(self, node_name: str, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
@@ -89,22 +92,24 @@ class WorkerNode(LifecycleNode):
 
 
 def run_worker(
-    node_factory: Callable[[], WorkerNode], args: list[str] | None = None, *, init: bool = True
+    node_class: type[WorkerNode], args: list[str] | None = None, *,
+    create: Callable[[], WorkerNode] | None = None, init: bool = True,
 ) -> None:
     """Spin a worker until SIGINT/SIGTERM, then release its hardware (the Jazzy idiom).
 
-    `init=False`: rclpy is initialized already (the manager's warm standby did it, after
-    `use_fastdds_profile()`).
+    `create` makes the node (default: `node_class()`). `init=False`: rclpy is initialized
+    already (the manager's warm standby did it, after `use_fastdds_profile()`).
     """
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     # A warm standby (init=False) set up DDS before: its take-over must not pay for that again.
-    profile = use_fastdds_profile() if init else fastdds_profile_in_use()
+    profile = (use_fastdds_profile(node_class.FASTDDS_PROFILE) if init
+               else fastdds_profile_in_use())
     if init:
         rclpy.init(args=args)
     node = None
     try:
-        node = node_factory()
+        node = (create or node_class)()
         node.get_logger().info(profile.describe())
         executor = SingleThreadedExecutor()
         executor.add_node(node)

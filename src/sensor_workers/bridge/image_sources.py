@@ -14,7 +14,7 @@ reassembly and rclpy's conversion on the DDS path. So per camera:
 The Image subscription is raw: Foxglove clients get the serialized message as received. While
 one of them subscribes to the camera's topic it stays (or comes back, within CHECK_PERIOD_S)
 even on the side channel, whose frames are not CDR; those frames then cross DDS to the bridge
-again (over UDP: config/fastdds_bridge.xml), for the Foxglove clients only.
+again (over UDP: config/fastdds_udp.xml), for the Foxglove clients only.
 
 Switching happens on a timer of the bridge's node (the executor thread itself creates and
 destroys the subscriptions). A side-channel frame and a DDS frame of the same camera are the

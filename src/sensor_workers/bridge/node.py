@@ -46,7 +46,7 @@ from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.params import declare
-from sensor_workers.paths import BRIDGE_PROFILE, use_fastdds_profile
+from sensor_workers.paths import UDP_PROFILE, use_fastdds_profile
 from sensor_workers.stamps import stamp_ns
 
 log = logging.getLogger(__name__)
@@ -411,7 +411,7 @@ def run(stop: StopRequest, args: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     if stop.requested:  # a signal came during the imports: nothing to undo
         return
-    profile = use_fastdds_profile(BRIDGE_PROFILE)
+    profile = use_fastdds_profile(UDP_PROFILE)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:

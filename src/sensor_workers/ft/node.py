@@ -31,6 +31,7 @@ from sensor_workers.ft.simulated_sensor import SIM_PORT, SimulatedSensor
 from sensor_workers.ft.stamping import StampMapper
 from sensor_workers.lifetime import child_environment
 from sensor_workers.params import accepted, check_choice, declare, refused
+from sensor_workers.paths import UDP_PROFILE
 from sensor_workers.stamps import to_time
 from sensor_workers.worker import WorkerNode, run_worker
 
@@ -46,6 +47,10 @@ class FtNode(WorkerNode):
     # subscriber can freeze this process's DDS writes for 2 s (docs/manager.md, "Fault
     # isolation"), and the read loop goes on meanwhile.
     PUBLISH_QUEUE = 3000
+    # Small samples, at 1 kHz, to every subscriber: over loopback UDP, not into their
+    # shared-memory ports, whose locks this process would hold for ever if killed in a write
+    # (config/fastdds_udp.xml).
+    FASTDDS_PROFILE = UDP_PROFILE
 
     def __init__(self, **kwargs) -> None:
         super().__init__('ft', **kwargs)

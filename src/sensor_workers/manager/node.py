@@ -798,7 +798,10 @@ def main(args: list[str] | None = None) -> None:
     args = sys.argv if args is None else args
     # Our own signal handling: on SIGINT/SIGTERM the workers must still be deactivated over
     # ROS, so the context must outlive the signal.
-    profile = paths.use_fastdds_profile()  # inherited by the workers
+    # UDP only, like the bridge (config/fastdds_udp.xml): a worker killed while it wrote into a
+    # subscriber's shared-memory port froze the manager's next publish to it for 1 s. Each
+    # worker swaps the shipped profile it inherits for its own.
+    profile = paths.use_fastdds_profile(paths.UDP_PROFILE)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     node_class = worker_class(argv[1])
     args = [argv[0], *argv[2:]]
-    use_fastdds_profile()
+    use_fastdds_profile(node_class.FASTDDS_PROFILE)
     rclpy.init(args=args)
     try:
         placeholder = rclpy.create_node(f'_standby_{node_class.__name__.lower()}',
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         placeholder.destroy_node()  # not before: the participant would go with it
         return node
 
-    run_worker(take_over, args, init=False)
+    run_worker(node_class, args, create=take_over, init=False)
     return 0
 
 

@@ -24,7 +24,7 @@ def clock() -> Clock:
 
 
 def active_policy(clock: Clock) -> RestartPolicy:
-    policy = RestartPolicy('ft', CONFIG)
+    policy = RestartPolicy(CONFIG)
     assert policy.start(clock.now) == [Action.SPAWN]
     assert policy.state is DeviceState.STARTING
     policy.activated(clock.advance(0.5))
@@ -62,7 +62,7 @@ def test_exit_while_active_restarts_after_initial_delay(clock):
 
 
 def test_backoff_grows_exponentially_up_to_the_cap(clock):
-    policy = RestartPolicy('ft', PolicyConfig(backoff_initial_s=0.1, backoff_max_s=0.5,
+    policy = RestartPolicy(PolicyConfig(backoff_initial_s=0.1, backoff_max_s=0.5,
                                               degraded_after_failures=100))
     policy.start(clock.now)
     delays = []
@@ -103,7 +103,7 @@ def test_stall_is_a_failure(clock):
 
 
 def test_heartbeat_and_stall_are_ignored_unless_active(clock):
-    policy = RestartPolicy('ft', CONFIG)
+    policy = RestartPolicy(CONFIG)
     policy.start(clock.now)
     assert policy.heartbeat_missed(1.0, clock.now) == []
     assert policy.stalled(1.0, clock.now) == []
@@ -111,7 +111,7 @@ def test_heartbeat_and_stall_are_ignored_unless_active(clock):
 
 
 def test_failed_start_then_degraded_then_retried_at_max_backoff(clock):
-    policy = RestartPolicy('ft', CONFIG)
+    policy = RestartPolicy(CONFIG)
     policy.start(clock.now)
     delays = []
     for _ in range(CONFIG.degraded_after_failures):
@@ -152,7 +152,7 @@ def test_failures_outside_the_window_do_not_degrade(clock):
 
 
 def test_start_timeout(clock):
-    policy = RestartPolicy('camera', CONFIG)
+    policy = RestartPolicy(CONFIG)
     policy.start(clock.now)
     assert policy.transition(clock.advance(CONFIG.start_timeout_s)) == []
     assert policy.transition(clock.advance(0.1)) == [Action.KILL]

@@ -31,7 +31,7 @@ class RespawnedProcess:
         self.name = name
         self._spawn = spawn
         self._clock = clock
-        self.policy = RestartPolicy(name, config or PolicyConfig())
+        self.policy = RestartPolicy(config or PolicyConfig())
         self.process: subprocess.Popen | None = None
 
     @property

@@ -295,9 +295,6 @@ class BridgeNode(Node):
             raise ServiceTimeout(f'{name} did not answer within '
                                  f'{self.settings.service_timeout_s:g} s') from None
 
-    def has_service(self, name: str) -> bool:
-        return name in self._service_clients
-
     async def trigger(self, name: str) -> tuple[bool, str]:
         response = await self.call(name, Trigger.Request())
         return response.success, response.message

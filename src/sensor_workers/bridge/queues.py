@@ -38,10 +38,6 @@ class DropOldestQueue:
         self._ready.set()
         return dropped
 
-    def count_drop(self, reason: str, weight: int = 1) -> None:
-        """Count a loss that happened before the queue (e.g. upstream of this client)."""
-        self.dropped[reason] += weight
-
     async def get(self) -> Any:
         """Wait for and return the oldest entry; raise `QueueClosed` once closed and empty."""
         while not self._items:

@@ -120,7 +120,6 @@ class BaslerCamera:
         if emulate:
             use_emulator()
         self.emulate = emulate
-        self.requested_serial = serial_number
         self.serial = serial_number
         self.model = ''
         self.buffers = buffers

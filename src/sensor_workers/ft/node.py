@@ -58,7 +58,6 @@ class FtNode(WorkerNode):
         self._sim: subprocess.Popen | None = None
         self._sim_dir: Path | None = None
         self._device = ''
-        self._configured = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.port: str = declare(
@@ -124,7 +123,7 @@ class FtNode(WorkerNode):
         if reason:
             return refused(reason)
         changed = [name for name in DEVICE_PARAMETERS if name in values]
-        if changed and self._configured:
+        if changed and self._backend is not None:
             return refused(f'{", ".join(changed)} can only change while unconfigured '
                            '(deactivate and clean up first)')
         for name in ('port', 'backend', 'baudrate', 'sinc_length', 'frame_id',
@@ -169,7 +168,6 @@ class FtNode(WorkerNode):
             self._stop_sim()
             return TransitionCallbackReturn.FAILURE
         self._backend = backend
-        self._configured = True
         self.get_logger().info(
             f'configured {self.backend_name} on {self._device} at '
             f'{1.0 / protocol.sample_period_s(self.sinc_length):.1f} Hz')
@@ -220,7 +218,6 @@ class FtNode(WorkerNode):
                 self.get_logger().warning(f'close: {error}')
             self._backend = None
         self._stop_sim()
-        self._configured = False
 
     def _stop_loop(self) -> None:
         self._stop.set()

@@ -92,7 +92,6 @@ class Device:
         self.standby_pending = False
         # Incremented per spawn; exits and answers of an older generation are ignored.
         self.generation = 0
-        self.exit_code: int | None = None
         # Lifecycle driving of the current process: '', 'probe', 'configure', 'activate'.
         self.step = ''
         self.next_probe_at = 0.0
@@ -127,7 +126,6 @@ class Device:
 
     def reset_runtime(self) -> None:
         self.process = None
-        self.exit_code = None
         self.step = ''
         self.lifecycle_active = False
         self.terminate_at = None
@@ -319,7 +317,7 @@ class ManagerNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
         for spec in specs:
-            self._devices[spec.name] = Device(self, spec, RestartPolicy(spec.name, config))
+            self._devices[spec.name] = Device(self, spec, RestartPolicy(config))
         self.get_logger().info(
             f'supervising {", ".join(self._devices) or "no device"} with {self._config_file()}')
         return TransitionCallbackReturn.SUCCESS
@@ -465,7 +463,6 @@ class ManagerNode(LifecycleNode):
         if device.process is None:
             device.process = process
         process.close_heartbeats()
-        device.exit_code = code
         device.step = ''
         device.lifecycle_active = False
         device.drop_probes()

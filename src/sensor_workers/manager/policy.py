@@ -41,8 +41,7 @@ class Event:
 class RestartPolicy:
     """Supervision state of one device."""
 
-    def __init__(self, name: str, config: PolicyConfig) -> None:
-        self.name = name
+    def __init__(self, config: PolicyConfig) -> None:
         self.config = config
         # Where the device is in its cycle; `state` adds the degraded flag on top.
         self.phase = DeviceState.STOPPED

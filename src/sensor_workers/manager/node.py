@@ -158,8 +158,9 @@ class ManagerNode(LifecycleNode):
         self._warm_standby: bool = self.get_parameter('warm_standby').value
         self._events = self.create_publisher(
             DiagnosticStatus, '/safety/worker_events', qos.LATCHED_EVENTS)
-        self._states = self.create_publisher(
-            DiagnosticArray, '/manager/device_states', qos.LATCHED)
+        # `/manager/device_states` under the default name; follows a renamed manager, as the
+        # restart services do (the bridge's `manager_name`).
+        self._states = self.create_publisher(DiagnosticArray, '~/device_states', qos.LATCHED)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = self.create_guard_condition(self._drain_inbox)

@@ -16,7 +16,7 @@ from sensor_workers.bridge.latency import LatencyWindow
 from sensor_workers.bridge.logs import MAX_TEXT_CHARS, LogBook, LogLine, level_name, level_number
 from sensor_workers.bridge.node import listen_socket
 from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
-from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
+from sensor_workers.bridge.security import bearer_token, origin_allowed, refusal, token_ok
 from sensor_workers.bridge.wrench import WrenchBatcher
 from sensor_workers.heartbeat import HeartbeatRecord
 
@@ -170,6 +170,17 @@ def test_tokens_and_origins():
     assert not origin_allowed('null', '127.0.0.1:8080', ())
     assert origin_allowed('http://ops.example', '127.0.0.1:8080', ('http://ops.example',))
     assert origin_allowed('http://any.example', '127.0.0.1:8080', ('*',))
+
+
+def test_a_request_is_refused_for_its_origin_first_then_its_token():
+    host = {'host': '127.0.0.1:8080'}
+    assert refusal(host, None, '', ()) is None
+    assert refusal({**host, 'origin': 'http://evil.example'}, 's3', 's3', ()) == 'origin'
+    assert refusal(host, None, 's3', ()) == 'token'
+    assert refusal({**host, 'authorization': 'Bearer s3'}, None, 's3', ()) is None
+    # ?token= (websockets) is taken before the header
+    assert refusal({**host, 'authorization': 'Bearer s3'}, 's4', 's3', ()) == 'token'
+    assert refusal(host, 's3', 's3', ()) is None
 
 
 def test_parameter_requests_are_checked_and_coerced():

@@ -7,7 +7,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sensor_workers.bridge.controller import Controller
 from sensor_workers.bridge.hub import Hub
-from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
+from sensor_workers.bridge.security import refusal
 from sensor_workers.bridge.settings import BridgeSettings
 
 
@@ -37,11 +37,11 @@ Documented = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 def require_access(request: Request, settings: SettingsDep, hub: HubDep,
                    _: Documented) -> None:
     """Origin allowlist (403) and bearer token (401) for everything but /health and files."""
-    if not origin_allowed(request.headers.get('origin'), request.headers.get('host'),
-                          settings.allowed_origins):
-        hub.metrics.rejected.labels('origin').inc()
+    reason = refusal(request.headers, None, settings.auth_token, settings.allowed_origins)
+    if reason is None:
+        return
+    hub.metrics.rejected.labels(reason).inc()
+    if reason == 'origin':
         raise HTTPException(403, 'origin not allowed')
-    if not token_ok(settings.auth_token, bearer_token(request.headers.get('authorization'))):
-        hub.metrics.rejected.labels('token').inc()
-        raise HTTPException(401, 'missing or wrong bearer token',
-                            headers={'WWW-Authenticate': 'Bearer'})
+    raise HTTPException(401, 'missing or wrong bearer token',
+                        headers={'WWW-Authenticate': 'Bearer'})

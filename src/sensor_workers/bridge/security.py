@@ -1,5 +1,6 @@
 """Access rules: bearer token, origin allowlist, request body size. Pure; no FastAPI state."""
 
+from collections.abc import Mapping
 import hmac
 import json
 from urllib.parse import urlsplit
@@ -38,6 +39,20 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
         return True
     parts = urlsplit(origin)
     return parts.scheme in ('http', 'https') and host is not None and parts.netloc == host
+
+
+def refusal(headers: Mapping[str, str], query_token: str | None, auth_token: str,
+            allowed_origins: tuple[str, ...]) -> str | None:
+    """Return why a request is refused, `origin` or `token`, or None when it may pass.
+
+    The token comes from `?token=` when given (websockets: browsers cannot set their headers),
+    else from `Authorization: Bearer`.
+    """
+    if not origin_allowed(headers.get('origin'), headers.get('host'), allowed_origins):
+        return 'origin'
+    if not token_ok(auth_token, query_token or bearer_token(headers.get('authorization'))):
+        return 'token'
+    return None
 
 
 class BodySizeLimit:

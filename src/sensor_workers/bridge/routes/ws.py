@@ -22,7 +22,7 @@ from starlette.websockets import WebSocketDisconnect
 from sensor_workers.bridge import imaging
 from sensor_workers.bridge.hub import Client, Hub, ImageOptions
 from sensor_workers.bridge.logs import DEFAULT_CLIENT_LEVEL, level_number
-from sensor_workers.bridge.security import bearer_token, origin_allowed, token_ok
+from sensor_workers.bridge.security import refusal
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=['websockets'])
@@ -96,15 +96,13 @@ def events_log_level(params: dict[str, Any], current: int) -> int:
 
 def check_access(websocket: WebSocket, hub: Hub) -> None:
     settings = hub.settings
-    if not origin_allowed(websocket.headers.get('origin'), websocket.headers.get('host'),
-                          settings.allowed_origins):
-        hub.metrics.rejected.labels('origin').inc()
-        raise Refused(POLICY_VIOLATION, 'origin not allowed')
-    presented = websocket.query_params.get('token') or \
-        bearer_token(websocket.headers.get('authorization'))
-    if not token_ok(settings.auth_token, presented):
-        hub.metrics.rejected.labels('token').inc()
-        raise Refused(POLICY_VIOLATION, 'missing or wrong token')
+    reason = refusal(websocket.headers, websocket.query_params.get('token'),
+                     settings.auth_token, settings.allowed_origins)
+    if reason is None:
+        return
+    hub.metrics.rejected.labels(reason).inc()
+    raise Refused(POLICY_VIOLATION,
+                  'origin not allowed' if reason == 'origin' else 'missing or wrong token')
 
 
 async def _serve(websocket: WebSocket, topic: str) -> None:

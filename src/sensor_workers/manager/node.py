@@ -49,6 +49,7 @@ from sensor_workers.manager.process import (
     Spawner,
     WorkerProcess,
     WorkerSpec,
+    parse_assignments,
     parse_env,
     tune,
 )
@@ -274,11 +275,8 @@ class ManagerNode(LifecycleNode):
         overrides = {'heartbeat_period_ms': str(self.get_parameter('heartbeat_period_ms').value)}
         if self.get_parameter('worker_autostart').value:
             overrides['autostart'] = 'true'
-        for entry in value('parameters') or []:
-            key, sep, val = entry.partition(':=')
-            if not sep or not key:
-                raise ValueError(f'{device}.parameters entry {entry!r} is not name:=value')
-            overrides[key] = val
+        overrides.update(parse_assignments(value('parameters') or [], ':=',
+                                           f'{device}.parameters entry'))
         return WorkerSpec(
             name=device,
             module=value('module'),

@@ -79,15 +79,25 @@ class WorkerSpec:
         return env
 
 
+def parse_assignments(entries: Sequence[str], separator: str, what: str,
+                      key: str = 'name') -> dict[str, str]:
+    """Turn `['<key><separator>value', ...]` into a dict; raise ValueError on a malformed entry.
+
+    `what` names the entries in the error (`environment entry`, `ft.parameters entry`), `key`
+    the left-hand side (`KEY=value`, `name:=value`).
+    """
+    assignments = {}
+    for entry in entries:
+        name, sep, value = entry.partition(separator)
+        if not sep or not name:
+            raise ValueError(f'{what} {entry!r} is not {key}{separator}value')
+        assignments[name] = value
+    return assignments
+
+
 def parse_env(entries: Sequence[str]) -> dict[str, str]:
     """Turn `['KEY=value', ...]` into a dict; raise ValueError on an entry without `=`."""
-    env = {}
-    for entry in entries:
-        key, sep, value = entry.partition('=')
-        if not sep or not key:
-            raise ValueError(f'environment entry {entry!r} is not KEY=value')
-        env[key] = value
-    return env
+    return parse_assignments(entries, '=', 'environment entry', key='KEY')
 
 
 def _for_each_thread(pid: int, apply: Callable[[int], object]) -> None:

@@ -1,19 +1,21 @@
 """What the device workers share: autostart, the heartbeat, /diagnostics, and `main`.
 
 A worker is a LifecycleNode that owns one device and a hardware loop thread. Subclasses
-implement the lifecycle callbacks, `diagnostic_status()` and `release_hardware()`. The loop
+implement the lifecycle callbacks, `diagnostic_status()` and `release_hardware()`; they start
+their loop with `activate_loop()` and end it with `stop_loop()`. The loop
 publishes through `self.loop_publisher` (publishing.py), never with `Publisher.publish()`: a
 stalled DDS send must not stop the loop.
 """
 
 from collections.abc import Callable
 import logging
+import threading
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
 from sensor_workers import qos
 from sensor_workers.autostart import start_when_spinning
@@ -24,6 +26,9 @@ from sensor_workers.paths import CELL_PROFILE, fastdds_profile_in_use, use_fastd
 from sensor_workers.publishing import LoopPublisher
 
 DIAGNOSTICS_PERIOD_S = 1.0
+# A hardware loop wakes at least this often to look at `loop_stop` (camera: retrieve timeout,
+# F/T: select timeout), so one that has not ended after this long is stuck in the device.
+LOOP_STOP_TIMEOUT_S = 5.0
 
 
 class WorkerNode(LifecycleNode):
@@ -49,6 +54,9 @@ class WorkerNode(LifecycleNode):
             read_only=True, int_range=(10, 5000))
         self.loop_publisher = LoopPublisher(node_name, self.PUBLISH_QUEUE,
                                             self.PUBLISH_QUEUE_BYTES)
+        # The hardware loop's thread while it runs, and the event that asks it to end.
+        self.loop_thread: threading.Thread | None = None
+        self.loop_stop = threading.Event()
         self.heartbeat = Heartbeat(self, period_ms / 1000.0, self.loop_publisher)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
@@ -73,11 +81,40 @@ class WorkerNode(LifecycleNode):
         if not self.loop_publisher.flush():
             self.get_logger().warning('publishing still held up by DDS; queued messages dropped')
 
+    def activate_loop(self, state: State, loop: Callable[[], None],
+                      name: str) -> TransitionCallbackReturn:
+        """Enable the lifecycle publishers, then run `loop` in a thread of its own.
+
+        Publishers first: a message the loop hands over before they are enabled would vanish
+        silently, yet be counted as published.
+        """
+        self.loop_stop.clear()
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        result = super().on_activate(state)
+        self.loop_thread = thread
+        thread.start()
+        return result
+
+    def stop_loop(self) -> None:
+        """Ask the hardware loop to end and wait for it (idempotent)."""
+        thread, self.loop_thread = self.loop_thread, None
+        if thread is None:
+            return
+        self.loop_stop.set()
+        thread.join(timeout=LOOP_STOP_TIMEOUT_S)
+        if thread.is_alive():
+            self.get_logger().error(
+                f'{thread.name} did not stop within {LOOP_STOP_TIMEOUT_S:g} s')
+
     def release_hardware(self) -> None:
         """Stop the hardware loop and close the device; must be idempotent."""
         raise NotImplementedError
 
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.release_hardware()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self.release_hardware()
         return TransitionCallbackReturn.SUCCESS
 

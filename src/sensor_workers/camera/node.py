@@ -155,8 +155,6 @@ class CameraNode(WorkerNode):
         self._recorder = Recorder(serialize_message)
         self._side_channel: FrameWriter | None = None
         self._timestamps = TimestampMapper()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._state = 'unconfigured'
         self._lost_reason = ''
@@ -224,13 +222,7 @@ class CameraNode(WorkerNode):
         self._last_block_id = 0
         self.heartbeat.reset()
         self._pace_publishing()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._grab_loop, name='grab', daemon=True)
-        # Publishers first: a frame published before they are enabled would vanish silently
-        # yet be counted in frames_published.
-        result = super().on_activate(state)
-        self._thread.start()
-        return result
+        return self.activate_loop(state, self._grab_loop, 'grab')
 
     def _pace_publishing(self) -> None:
         """Declare the loop's message rate: an image and its camera_info per frame.
@@ -256,10 +248,6 @@ class CameraNode(WorkerNode):
         self._state = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
-    def on_error(self, state: State) -> TransitionCallbackReturn:
-        self.release_hardware()
-        return TransitionCallbackReturn.SUCCESS
-
     def release_hardware(self) -> None:
         self._stop_grab_thread()
         self._finish_recording()
@@ -270,10 +258,7 @@ class CameraNode(WorkerNode):
             side_channel.close()
 
     def _stop_grab_thread(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            thread.join()
+        self.stop_loop()
         reconnector, self._reconnector = self._reconnector, None
         if reconnector is not None:
             reconnector.join()
@@ -286,7 +271,7 @@ class CameraNode(WorkerNode):
         assert camera is not None
         failures = 0
         last_frame = time.monotonic()
-        while not self._stop.is_set() and self.context.ok():
+        while not self.loop_stop.is_set() and self.context.ok():
             self._run_requests()
             if self._reconnector is not None and not self._reconnector.is_alive():
                 self._reconnector.join()
@@ -299,7 +284,7 @@ class CameraNode(WorkerNode):
                     self._reconnector = threading.Thread(
                         target=self._reconnect, args=(camera,), name='reconnect', daemon=True)
                     self._reconnector.start()
-                self._stop.wait(WAKE_MS / 1000)
+                self.loop_stop.wait(WAKE_MS / 1000)
                 continue
             try:
                 frame = camera.grab(WAKE_MS)
@@ -451,7 +436,7 @@ class CameraNode(WorkerNode):
 
     def _on_camera(self, work):
         """Run `work()` where the camera may be touched: on the grab thread if it runs."""
-        thread = self._thread
+        thread = self.loop_thread
         if thread is None or not thread.is_alive():
             return work()
         future: Future = Future()

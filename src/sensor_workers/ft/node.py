@@ -13,7 +13,6 @@ from pathlib import Path
 import shutil
 import subprocess
 import tempfile
-import threading
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
@@ -58,8 +57,6 @@ class FtNode(WorkerNode):
         self._sim: subprocess.Popen | None = None
         self._sim_dir: Path | None = None
         self._device = ''
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self.port: str = declare(
             self, 'port', '/dev/ttyUSB0',
             f'Serial device of the sensor (prefer /dev/serial/by-id/...); "{SIM_PORT}" starts a '
@@ -183,14 +180,10 @@ class FtNode(WorkerNode):
         self.heartbeat.reset()
         self.pace_publishing(1.0 / protocol.sample_period_s(self.sinc_length)
                              + TEMPERATURE_RATE_HZ)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name='ft-read-loop', daemon=True)
-        result = super().on_activate(state)
-        self._thread.start()
-        return result
+        return self.activate_loop(state, self._loop, 'ft-read-loop')
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._stop_loop()
+        self.stop_loop()
         self.flush_publishing()
         try:
             self._backend.stop()
@@ -202,12 +195,8 @@ class FtNode(WorkerNode):
         self._close()
         return TransitionCallbackReturn.SUCCESS
 
-    def on_error(self, state: State) -> TransitionCallbackReturn:
-        self.release_hardware()
-        return TransitionCallbackReturn.SUCCESS
-
     def release_hardware(self) -> None:
-        self._stop_loop()
+        self.stop_loop()
         self._close()
 
     def _close(self) -> None:
@@ -218,14 +207,6 @@ class FtNode(WorkerNode):
                 self.get_logger().warning(f'close: {error}')
             self._backend = None
         self._stop_sim()
-
-    def _stop_loop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            if self._thread.is_alive():
-                self.get_logger().error('read loop did not stop within 5 s')
-            self._thread = None
 
     # Simulated sensor
 
@@ -259,7 +240,7 @@ class FtNode(WorkerNode):
 
     def _on_tare(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         recent = self._recent.copy()  # deque.copy() is atomic under the GIL
-        if self._thread is None or not recent:
+        if self.loop_thread is None or not recent:
             response.success = False
             response.message = 'not streaming: activate the node first'
             return response
@@ -309,7 +290,7 @@ class FtNode(WorkerNode):
         last_us: int | None = None
         msg = WrenchStamped()
         wrench = msg.wrench
-        while not self._stop.is_set():
+        while not self.loop_stop.is_set():
             frame = backend.read(READ_TIMEOUT_S)
             if frame is None:
                 if backend.error:
@@ -364,7 +345,7 @@ class FtNode(WorkerNode):
             'port': self._device or self.port,
             'backend': self.backend_name,
             'sinc_length': self.sinc_length,
-            'rate_hz': self.heartbeat.rate_hz if self._thread is not None else 0.0,
+            'rate_hz': self.heartbeat.rate_hz if self.loop_thread is not None else 0.0,
             'samples': self.samples,
             'dropped': self.dropped,
             'queue_dropped': self.loop_publisher.dropped,
@@ -383,7 +364,7 @@ class FtNode(WorkerNode):
             values.update(backend.counters())
             if backend.error:
                 level, message = ERROR, f'sensor lost: {backend.error}'
-            elif self._thread is None:
+            elif self.loop_thread is None:
                 level, message = OK, 'inactive'
             elif self.last_status & (protocol.OVERRANGE | protocol.INVALID | protocol.THROTTLED):
                 level, message = WARN, 'sensor flags set'

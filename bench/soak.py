@@ -51,7 +51,7 @@ def role(process: psutil.Process) -> str:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 'gone'
     node = re.search(r'__node:=(\w+)', cmd)
-    if 'manager.standby' in cmd and node:
+    if 'sensor_workers.standby' in cmd and node:
         return f'{node.group(1)} (+standby)'
     for pattern, name in (('sensor_workers.cli', 'cli'), ('manager.node', 'manager'),
                           ('sensor_workers.bridge', 'bridge'),

@@ -11,8 +11,8 @@ from rcl_interfaces.msg import ParameterType
 import uvicorn
 
 from sensor_workers.bridge.app import create_app
-from sensor_workers.bridge.control import ServiceUnavailable
 from sensor_workers.bridge.hub import Hub
+from sensor_workers.bridge.request_checks import ServiceUnavailable
 from sensor_workers.bridge.settings import BridgeSettings
 
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,

@@ -10,12 +10,12 @@ from rcl_interfaces.msg import ParameterType
 import simplejpeg
 
 from sensor_workers.bridge import imaging
-from sensor_workers.bridge.control import InvalidRequest, check_parameter_body, coerce
 from sensor_workers.bridge.devices import DeviceTable
 from sensor_workers.bridge.latency import LatencyWindow
 from sensor_workers.bridge.logs import MAX_TEXT_CHARS, LogBook, LogLine, level_name, level_number
 from sensor_workers.bridge.node import listen_socket
 from sensor_workers.bridge.queues import DropOldestQueue, QueueClosed, RateLimiter
+from sensor_workers.bridge.request_checks import InvalidRequest, check_parameter_body, coerce
 from sensor_workers.bridge.security import bearer_token, origin_allowed, refusal, token_ok
 from sensor_workers.bridge.wrench import WrenchBatcher
 from sensor_workers.heartbeat import HeartbeatRecord

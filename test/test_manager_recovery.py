@@ -104,7 +104,7 @@ def standby_of(cell: Cell, device: str) -> psutil.Process | None:
             command = process.cmdline()
         except psutil.NoSuchProcess:
             continue
-        if 'sensor_workers.manager.standby' in command and module in command:
+        if 'sensor_workers.standby' in command and module in command:
             return process
     return None
 

@@ -15,7 +15,7 @@ import pytest
 from rcl_interfaces.msg import ParameterType
 
 from sensor_workers.bridge import imaging
-from sensor_workers.bridge.control import (
+from sensor_workers.bridge.request_checks import (
     MAX_PARAMETERS,
     MAX_STRING,
     PARAMETER_NAME,

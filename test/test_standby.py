@@ -1,4 +1,4 @@
-"""The warm standby (manager/standby.py) as a process of its own, against pypylon's emulator."""
+"""The warm standby (standby.py) as a process of its own, against pypylon's emulator."""
 
 import subprocess
 
@@ -18,7 +18,7 @@ def test_a_standby_takes_over_in_the_participant_its_peers_know(procs, probe):
     # rmw_fastrtps destroys a context's participant with its last node: a standby that dropped
     # its placeholder before creating the worker took over as a new, undiscovered participant.
     standby = procs.start_python(
-        'standby', 'sensor_workers.manager.standby', 'sensor_workers.camera.node',
+        'standby', 'sensor_workers.standby', 'sensor_workers.camera.node',
         '--ros-args', '-r', '__node:=camera', '--params-file', str(paths.config_file('sim.yaml')),
         '-p', 'autostart:=true', stdin=subprocess.PIPE)
     waiting = wait_until(lambda: participant(probe, '/rosout', '_standby_cameranode'), 60,

@@ -1,6 +1,6 @@
 """Warm standby: a worker interpreter, imported and discovered, waiting to take over a device.
 
-    python -m sensor_workers.manager.standby <worker module> --ros-args <the worker's args>
+    python -m sensor_workers.standby <worker module> --ros-args <the worker's args>
 
 A restart from scratch pays for a fresh interpreter importing rclpy and the worker (about
 0.5-1 s on a loaded 2-core machine) and for DDS discovering a new participant (0.3 s typically,

@@ -7,8 +7,8 @@ declares, and only the valid ones are sent; the node's own refusals come back pe
 from dataclasses import dataclass
 from typing import Any
 
-from sensor_workers.bridge.control import InvalidRequest, check_parameter_body, coerce
 from sensor_workers.bridge.controller import Controller
+from sensor_workers.bridge.request_checks import InvalidRequest, check_parameter_body, coerce
 
 
 @dataclass(frozen=True)

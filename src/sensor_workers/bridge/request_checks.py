@@ -1,4 +1,7 @@
-"""Validation of control requests before anything reaches a worker. Pure; no ROS."""
+"""Control requests checked before anything reaches a worker, and the errors of the calls.
+
+No rclpy and no FastAPI: parameter types are those of rcl_interfaces.
+"""
 
 import math
 import re

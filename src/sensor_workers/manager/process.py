@@ -60,7 +60,7 @@ class WorkerSpec:
 
     def command(self, standby: bool = False) -> list[str]:
         """Return the worker's command line; `standby`: a warm standby of it (standby.py)."""
-        launcher = ['sensor_workers.manager.standby', self.module] if standby else [self.module]
+        launcher = ['sensor_workers.standby', self.module] if standby else [self.module]
         cmd = [sys.executable, '-m', *launcher, '--ros-args', '-r', f'__node:={self.name}']
         if self.params_file is not None:
             cmd += ['--params-file', str(self.params_file)]

@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 from sensor_workers.bridge import parameters
-from sensor_workers.bridge.control import InvalidRequest, ServiceTimeout, ServiceUnavailable
 from sensor_workers.bridge.controller import Controller
 from sensor_workers.bridge.foxglove import protocol
 from sensor_workers.bridge.foxglove.fanout import FoxgloveFanout
@@ -25,6 +24,7 @@ from sensor_workers.bridge.foxglove.parameters import (
 from sensor_workers.bridge.foxglove.protocol import Level, ProtocolError, ServiceCall
 from sensor_workers.bridge.foxglove.services import Service, trigger_response
 from sensor_workers.bridge.foxglove.session import Session
+from sensor_workers.bridge.request_checks import InvalidRequest, ServiceTimeout, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 8

@@ -6,15 +6,15 @@ from fastapi import APIRouter, Body, HTTPException, Path
 from fastapi.responses import JSONResponse
 
 from sensor_workers.bridge import parameters
-from sensor_workers.bridge.control import (
+from sensor_workers.bridge.controller import Controller
+from sensor_workers.bridge.deps import ControllerDep, SettingsDep
+from sensor_workers.bridge.request_checks import (
     DEVICE_NAME,
     PARAMETERS_SCHEMA,
     InvalidRequest,
     ServiceTimeout,
     ServiceUnavailable,
 )
-from sensor_workers.bridge.controller import Controller
-from sensor_workers.bridge.deps import ControllerDep, SettingsDep
 from sensor_workers.bridge.schemas import (
     BODY,
     SERVICE,

@@ -22,13 +22,9 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
-from rclpy.logging import LoggingSeverity
-from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from std_srvs.srv import Trigger
 
@@ -37,20 +33,18 @@ from sensor_workers.autostart import start_when_spinning
 from sensor_workers.diagnostics import make_status
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.lifetime import die_with_parent
+from sensor_workers.manager import config
 from sensor_workers.manager.liveness import (
     Liveness,
-    LivenessConfig,
     ThreadSample,
     Verdict,
     parse_thread_stat,
 )
-from sensor_workers.manager.policy import Event, PolicyConfig, RestartPolicy
+from sensor_workers.manager.policy import Event, RestartPolicy
 from sensor_workers.manager.process import (
     Spawner,
     WorkerProcess,
     WorkerSpec,
-    parse_assignments,
-    parse_env,
     tune,
 )
 from sensor_workers.manager.states import (
@@ -61,7 +55,6 @@ from sensor_workers.manager.states import (
     DeviceState,
     EventKind,
 )
-from sensor_workers.params import declare
 
 TICK_S = 0.02
 STATES_PERIOD_S = 0.5
@@ -154,7 +147,7 @@ class ManagerNode(LifecycleNode):
     def __init__(self, default_config: Path | None = None, **kwargs) -> None:
         super().__init__('manager', **kwargs)
         self._default_config = default_config
-        self._declare_parameters()
+        config.declare_parameters(self)
         # Read-only, and asked for on every tick (standby upkeep and the published state).
         self._warm_standby: bool = self.get_parameter('warm_standby').value
         self._events = self.create_publisher(
@@ -178,137 +171,17 @@ class ManagerNode(LifecycleNode):
         if self.get_parameter('autostart').value:
             start_when_spinning(self)
 
-    # Parameters
-
-    def _declare_parameters(self) -> None:
-        declare(self, 'autostart', True,
-                'Configure and activate on start (`sensor-workers up` and launch need no more).',
-                read_only=True)
-        declare(self, 'devices', ['camera', 'ft'],
-                'Device (worker node) names to supervise.', read_only=True)
-        declare(self, 'config_file', '',
-                'Parameter file passed to every worker; empty: the file the manager was '
-                'started with, else config/sim.yaml.', read_only=True)
-        declare(self, 'heartbeat_period_ms', 100,
-                'Heartbeat period asked of every worker.', read_only=True, int_range=(10, 5000))
-        declare(self, 'heartbeat_timeout_ms', 300,
-                'No heartbeat for this long while active: failure.', int_range=(20, 60000))
-        declare(self, 'heartbeat_grace_ms', 2000,
-                'How long a worker whose loop thread is blocked or starved of CPU (not stopped, '
-                'not gone) may stay silent before it counts as hung.', int_range=(20, 600000))
-        declare(self, 'stall_timeout_ms', 2000,
-                'Heartbeat `samples` not advancing this long while active: stall.',
-                int_range=(100, 600000))
-        declare(self, 'start_timeout_ms', 20000,
-                'Spawned but not active after this long: failed start.',
-                int_range=(500, 600000))
-        declare(self, 'restart_backoff_initial_ms', 20,
-                'Delay before the first restart; doubles per consecutive failure.',
-                int_range=(0, 600000))
-        declare(self, 'restart_backoff_max_ms', 5000,
-                'Cap of the restart delay; degraded devices are retried at this period.',
-                int_range=(0, 3600000))
-        declare(self, 'restart_backoff_reset_s', 10.0,
-                'Active this long without failure: the delay starts from the initial one again.',
-                float_range=(0.0, 86400.0))
-        declare(self, 'degraded_after_failures', 5,
-                'Failures within failure_window_s that mark a device degraded.',
-                int_range=(1, 1000))
-        declare(self, 'failure_window_s', 30.0,
-                'Window in which failures are counted for degraded.',
-                float_range=(0.1, 86400.0))
-        declare(self, 'kill_timeout_ms', 500,
-                'After a failure: SIGTERM, then SIGKILL after this long.', int_range=(0, 60000))
-        declare(self, 'warm_standby', True,
-                'Keep a spare worker process per active device, imported and discovered, to '
-                'take over at once after a failure.', read_only=True)
-        declare(self, 'worker_autostart', True,
-                'Start workers with autostart, so they configure and activate themselves and '
-                'data flows before the manager has discovered their lifecycle services (which '
-                'takes 0.5-2 s after a kill); false: the manager drives every transition.',
-                read_only=True)
-        declare(self, 'stop_timeout_ms', 3000,
-                'On a requested stop: SIGTERM, then SIGKILL after this long.',
-                int_range=(0, 60000))
-        for device in self.get_parameter('devices').value:
-            self._declare_device_parameters(device)
-
-    def _declare_device_parameters(self, device: str) -> None:
-        # A second camera is `camera_left` with `kind: camera`: its own node name, parameter
-        # section and process, the worker module of its kind.
-        kind = declare(self, f'{device}.kind', device,
-                       'Kind of worker (camera, ft); names its default module.', read_only=True)
-        declare(self, f'{device}.module', f'sensor_workers.{kind}.node',
-                'Python module of the worker (run with `python -m`); default: that of its '
-                'kind.', read_only=True)
-        declare(self, f'{device}.config', '',
-                'Parameter file of this worker; empty: config_file.', read_only=True)
-        declare(self, f'{device}.nice', 0, 'Nice value of the worker process (0: unchanged).',
-                read_only=True, int_range=(-20, 19))
-        declare(self, f'{device}.rt_priority', 0,
-                'SCHED_FIFO priority of the worker process (0: normal scheduling).',
-                read_only=True, int_range=(0, 99))
-        for name, kind, description in (
-            ('cpu_affinity', Parameter.Type.INTEGER_ARRAY, 'CPUs the worker may run on.'),
-            ('env', Parameter.Type.STRING_ARRAY, 'Extra environment, KEY=value entries.'),
-            ('parameters', Parameter.Type.STRING_ARRAY,
-             'Extra parameter overrides of the worker, name:=value entries.'),
-        ):
-            self.declare_parameter(f'{device}.{name}', kind,
-                                   ParameterDescriptor(description=description, read_only=True))
-
     def _config_file(self) -> Path:
-        configured = self.get_parameter('config_file').value
-        if configured:
-            return Path(configured)
-        if self._default_config is not None:
-            return self._default_config
-        return paths.config_file('sim.yaml')
-
-    def _spec(self, device: str) -> WorkerSpec:
-        def value(name: str):
-            try:
-                return self.get_parameter(f'{device}.{name}').value
-            except ParameterUninitializedException:  # an array parameter nobody set
-                return None
-
-        overrides = {'heartbeat_period_ms': str(self.get_parameter('heartbeat_period_ms').value)}
-        if self.get_parameter('worker_autostart').value:
-            overrides['autostart'] = 'true'
-        overrides.update(parse_assignments(value('parameters') or [], ':=',
-                                           f'{device}.parameters entry'))
-        return WorkerSpec(
-            name=device,
-            module=value('module'),
-            params_file=Path(value('config')) if value('config') else self._config_file(),
-            parameters=overrides,
-            env=parse_env(value('env') or []),
-            cpu_affinity=tuple(value('cpu_affinity') or ()),
-            nice=value('nice'),
-            rt_priority=value('rt_priority'),
-            # The level `--log-level manager:=<level>` gave the manager reaches its workers.
-            log_level=LoggingSeverity(self.get_logger().get_effective_level()).name.lower(),
-        )
-
-    def _policy_config(self) -> PolicyConfig:
-        def ms(name: str) -> float:
-            return self.get_parameter(name).value / 1000.0
-
-        return PolicyConfig(
-            backoff_initial_s=ms('restart_backoff_initial_ms'),
-            backoff_max_s=max(ms('restart_backoff_max_ms'), ms('restart_backoff_initial_ms')),
-            backoff_reset_s=self.get_parameter('restart_backoff_reset_s').value,
-            degraded_after_failures=self.get_parameter('degraded_after_failures').value,
-            failure_window_s=self.get_parameter('failure_window_s').value,
-            start_timeout_s=ms('start_timeout_ms'),
-        )
+        """Return the workers' parameter file (config.config_file)."""
+        return config.config_file(self, self._default_config)
 
     # Own lifecycle
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            config = self._policy_config()
-            specs = [self._spec(device) for device in self.get_parameter('devices').value]
+            policy_config = config.policy_config(self)
+            specs = [config.worker_spec(self, device, self._config_file())
+                     for device in self.get_parameter('devices').value]
             for spec in specs:
                 if spec.params_file is not None and not spec.params_file.is_file():
                     raise FileNotFoundError(f'{spec.name}: no parameter file {spec.params_file}')
@@ -316,7 +189,7 @@ class ManagerNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
         for spec in specs:
-            self._devices[spec.name] = Device(self, spec, RestartPolicy(config))
+            self._devices[spec.name] = Device(self, spec, RestartPolicy(policy_config))
         self.get_logger().info(
             f'supervising {", ".join(self._devices) or "no device"} with {self._config_file()}')
         return TransitionCallbackReturn.SUCCESS
@@ -593,23 +466,13 @@ class ManagerNode(LifecycleNode):
         now = time.monotonic()
         device.step = ''
         device.lifecycle_active = True
-        device.liveness = Liveness(self._liveness_config(), now)
+        device.liveness = Liveness(config.liveness_config(self, FIRST_BEAT_GRACE_S), now)
         if device.last_record is not None:  # an autostarted worker beats before we confirm
             self._take_beat(device, device.last_record)
         self.get_logger().info(f'{device.name}: active (pid {device.pid})')
         self._apply(device, device.policy.activated(now))
 
     # Heartbeats
-
-    def _liveness_config(self) -> LivenessConfig:
-        def seconds(name: str) -> float:
-            return self.get_parameter(name).value / 1000.0
-
-        return LivenessConfig(
-            heartbeat_timeout_s=seconds('heartbeat_timeout_ms'),
-            stall_timeout_s=seconds('stall_timeout_ms'),
-            grace_s=max(seconds('heartbeat_grace_ms'), seconds('heartbeat_timeout_ms')),
-            first_beat_grace_s=FIRST_BEAT_GRACE_S)
 
     def _read_heartbeats(self, device: Device) -> None:
         process = device.process
@@ -778,15 +641,6 @@ class ManagerNode(LifecycleNode):
         self._diagnostics.publish(array)
 
 
-def params_file_in(args: Sequence[str]) -> Path | None:
-    """Return the last `--params-file` given in ROS arguments, if any."""
-    found = None
-    for flag, value in zip(args, args[1:], strict=False):
-        if flag == '--params-file':
-            found = Path(value)
-    return found
-
-
 def main(args: list[str] | None = None) -> None:
     """Run the manager until SIGINT/SIGTERM, then stop every worker before exiting."""
     die_with_parent()  # when started by `sensor-workers up`
@@ -802,7 +656,7 @@ def main(args: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    node = ManagerNode(default_config=params_file_in(args))
+    node = ManagerNode(default_config=config.params_file_in(args))
     node.get_logger().info(profile.describe())
     executor = SingleThreadedExecutor()
     executor.add_node(node)

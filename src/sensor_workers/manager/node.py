@@ -20,8 +20,6 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -34,6 +32,7 @@ from sensor_workers.diagnostics import make_status
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.manager import config
+from sensor_workers.manager.driver import LifecycleDriver
 from sensor_workers.manager.liveness import (
     Liveness,
     ThreadSample,
@@ -59,9 +58,6 @@ from sensor_workers.manager.states import (
 TICK_S = 0.02
 STATES_PERIOD_S = 0.5
 DIAGNOSTICS_PERIOD_S = 1.0
-# How often a freshly spawned worker is asked for its lifecycle state until it answers: the
-# answer proves its services are discovered (a request sent earlier is simply lost).
-PROBE_PERIOD_S = 0.05
 # Extra time for the first heartbeat after activation (the loop thread is just starting).
 FIRST_BEAT_GRACE_S = 1.0
 NANOSECONDS = 1e9
@@ -86,10 +82,10 @@ class Device:
         self.standby_pending = False
         # Incremented per spawn; exits and answers of an older generation are ignored.
         self.generation = 0
-        # Lifecycle driving of the current process: '', 'probe', 'configure', 'activate'.
-        self.step = ''
-        self.next_probe_at = 0.0
-        self.probes: list = []
+        # Drives the current process's lifecycle (driver.py).
+        self.driver = LifecycleDriver(
+            node, self.name, on_active=partial(node.on_worker_active, self),
+            on_failed=partial(node.on_worker_start_failed, self))
         self.lifecycle_active = False
         self.terminate_at: float | None = None
         # The newest heartbeat of the current process, and the judge of its liveness (from
@@ -98,8 +94,6 @@ class Device:
         self.liveness: Liveness | None = None
         # A LATE verdict was reported for the current silence.
         self.late_reported = False
-        self.change_state = node.create_client(ChangeState, f'/{self.name}/change_state')
-        self.get_state = node.create_client(GetState, f'/{self.name}/get_state')
         self.restart_service = node.create_service(
             Trigger, f'~/{self.name}/restart', partial(node.on_restart, self))
 
@@ -120,24 +114,15 @@ class Device:
 
     def reset_runtime(self) -> None:
         self.process = None
-        self.step = ''
+        self.driver.cancel()
         self.lifecycle_active = False
         self.terminate_at = None
         self.last_record = None
         self.liveness = None
         self.late_reported = False
-        self.drop_probes()
-
-    def drop_probes(self) -> None:
-        for future in self.probes:
-            if not future.done():
-                self.get_state.remove_pending_request(future)
-        self.probes.clear()
 
     def destroy(self, node: 'ManagerNode') -> None:
-        self.drop_probes()
-        node.destroy_client(self.change_state)
-        node.destroy_client(self.get_state)
+        self.driver.destroy()
         node.destroy_service(self.restart_service)
 
 
@@ -290,8 +275,7 @@ class ManagerNode(LifecycleNode):
             if standby.go():
                 device.process = standby
                 self.get_logger().info(f'{device.name}: standby pid {standby.pid} takes over')
-                device.step = 'probe'
-                device.next_probe_at = time.monotonic()
+                device.driver.start(time.monotonic())
                 return
 
         def on_exit(process: WorkerProcess, code: int) -> None:
@@ -324,8 +308,7 @@ class ManagerNode(LifecycleNode):
             # Stopped or failed while it was being spawned.
             self._terminate(device, self.get_parameter('kill_timeout_ms').value / 1000.0)
             return
-        device.step = 'probe'
-        device.next_probe_at = now
+        device.driver.start(now)
 
     def _on_exit(
         self, device: Device, generation: int, process: WorkerProcess, code: int, when: float
@@ -335,9 +318,8 @@ class ManagerNode(LifecycleNode):
         if device.process is None:
             device.process = process
         process.close_heartbeats()
-        device.step = ''
+        device.driver.cancel()
         device.lifecycle_active = False
-        device.drop_probes()
         self.get_logger().info(f'{device.name}: pid {process.pid} exited with code {code}')
         self._apply(device, device.policy.exited(code, when))
         self._check_stopped()
@@ -393,21 +375,16 @@ class ManagerNode(LifecycleNode):
             device.standby.terminate(self.get_parameter('stop_timeout_ms').value / 1000.0)
 
     def _terminate(self, device: Device, grace_s: float) -> None:
-        device.step = ''
+        device.driver.cancel()
         device.terminate_at = None
-        device.drop_probes()
         if device.process is not None and device.process.alive():
             device.process.terminate(grace_s)
 
     def _stop(self, device: Device) -> None:
         """Deactivate an active worker, then SIGTERM (SIGKILL after stop_timeout_ms)."""
-        device.step = ''
-        device.drop_probes()
-        if device.lifecycle_active and device.change_state.service_is_ready():
-            request = ChangeState.Request()
-            request.transition.id = Transition.TRANSITION_DEACTIVATE
-            future = device.change_state.call_async(request)
-            future.add_done_callback(partial(self._on_deactivated, device, device.generation))
+        device.driver.cancel()
+        if device.lifecycle_active and device.driver.deactivate(
+                partial(self._on_deactivated, device, device.generation)):
             device.terminate_at = time.monotonic() + DEACTIVATE_TIMEOUT_S
         else:
             self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
@@ -418,53 +395,13 @@ class ManagerNode(LifecycleNode):
 
     # Lifecycle of the workers
 
-    def _probe(self, device: Device, now: float) -> None:
-        device.next_probe_at = now + PROBE_PERIOD_S
-        if not device.get_state.service_is_ready():
-            return
-        future = device.get_state.call_async(GetState.Request())
-        future.add_done_callback(partial(self._on_probe_answer, device, device.generation))
-        device.probes.append(future)
+    def on_worker_start_failed(self, device: Device, reason: str) -> None:
+        """Count a start the driver could not bring to `active` as a failure."""
+        self._apply(device, device.policy.start_failed(reason, time.monotonic()))
 
-    def _on_probe_answer(self, device: Device, generation: int, future) -> None:
-        if generation != device.generation or device.step != 'probe' or future.cancelled():
-            return
-        device.drop_probes()
-        label = future.result().current_state.label
-        self.get_logger().debug(f'{device.name}: pid {device.pid} answers, {label}')
-        if label == 'unconfigured':
-            self._change_state(device, 'configure')
-        elif label == 'inactive':
-            self._change_state(device, 'activate')
-        elif label == 'active':
-            self._activated(device)
-        else:
-            self._apply(device, device.policy.start_failed(
-                f'worker is {label}', time.monotonic()))
-
-    def _change_state(self, device: Device, step: str) -> None:
-        device.step = step
-        request = ChangeState.Request()
-        request.transition.id = (Transition.TRANSITION_CONFIGURE if step == 'configure'
-                                 else Transition.TRANSITION_ACTIVATE)
-        future = device.change_state.call_async(request)
-        future.add_done_callback(partial(self._on_changed, device, device.generation, step))
-
-    def _on_changed(self, device: Device, generation: int, step: str, future) -> None:
-        if generation != device.generation or device.step != step or future.cancelled():
-            return
-        if not future.result().success:
-            self._apply(device, device.policy.start_failed(
-                f'{step} failed (see the {device.name} log)', time.monotonic()))
-            return
-        if step == 'configure':
-            self._change_state(device, 'activate')
-        else:
-            self._activated(device)
-
-    def _activated(self, device: Device) -> None:
+    def on_worker_active(self, device: Device) -> None:
+        """Take the worker as active (the driver saw it so): judge its liveness from now on."""
         now = time.monotonic()
-        device.step = ''
         device.lifecycle_active = True
         device.liveness = Liveness(config.liveness_config(self, FIRST_BEAT_GRACE_S), now)
         if device.last_record is not None:  # an autostarted worker beats before we confirm
@@ -561,8 +498,7 @@ class ManagerNode(LifecycleNode):
                 self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
             if self._stopping:
                 continue
-            if device.step == 'probe' and now >= device.next_probe_at:
-                self._probe(device, now)
+            device.driver.tick(now)
             self._watch(device, now, tick_late_s)
             self._apply(device, device.policy.transition(now))
             self._ensure_standby(device, now)

@@ -46,6 +46,7 @@ from sensor_workers.manager.process import (
     WorkerSpec,
     tune,
 )
+from sensor_workers.manager.standbys import WarmStandby
 from sensor_workers.manager.states import (
     ERROR,
     STATE_LEVELS,
@@ -63,23 +64,18 @@ FIRST_BEAT_GRACE_S = 1.0
 NANOSECONDS = 1e9
 # On a graceful stop, how long to wait for `deactivate` before SIGTERM.
 DEACTIVATE_TIMEOUT_S = 0.5
-# A warm standby is started once the device has been active this long (not while it starts).
-STANDBY_AFTER_S = 1.0
 
 
 class Device:
     """The manager's view of one device (used from the executor thread only)."""
 
-    def __init__(self, node: 'ManagerNode', spec: WorkerSpec, policy: RestartPolicy) -> None:
+    def __init__(self, node: 'ManagerNode', spec: WorkerSpec, policy: RestartPolicy,
+                 standby: WarmStandby) -> None:
         self.name = spec.name
         self.spec = spec
         self.policy = policy
         self.process: WorkerProcess | None = None
-        # A warm standby (standby.py), whether it said it is ready, and whether one is being
-        # spawned.
-        self.standby: WorkerProcess | None = None
-        self.standby_ready = False
-        self.standby_pending = False
+        self.standby = standby
         # Incremented per spawn; exits and answers of an older generation are ignored.
         self.generation = 0
         # Drives the current process's lifecycle (driver.py).
@@ -109,8 +105,7 @@ class Device:
         return self.process is None or self.process.ended()
 
     def all_gone(self) -> bool:
-        return (self.process_gone() and not self.standby_pending
-                and (self.standby is None or not self.standby.alive()))
+        return self.process_gone() and self.standby.gone()
 
     def reset_runtime(self) -> None:
         self.process = None
@@ -174,7 +169,8 @@ class ManagerNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
         for spec in specs:
-            self._devices[spec.name] = Device(self, spec, RestartPolicy(policy_config))
+            self._devices[spec.name] = Device(self, spec, RestartPolicy(policy_config),
+                                              WarmStandby(self._warm_standby))
         self.get_logger().info(
             f'supervising {", ".join(self._devices) or "no device"} with {self._config_file()}')
         return TransitionCallbackReturn.SUCCESS
@@ -218,7 +214,7 @@ class ManagerNode(LifecycleNode):
         now = time.monotonic()
         for device in self._devices.values():
             self._apply(device, device.policy.request_stop(now))
-            self._drop_standby(device)
+            device.standby.drop(self.get_parameter('stop_timeout_ms').value / 1000.0)
         self._check_stopped()
 
     def _check_stopped(self) -> None:
@@ -262,12 +258,11 @@ class ManagerNode(LifecycleNode):
         self._publish_events(device, device.policy.drain_events())
 
     def _spawn(self, device: Device) -> None:
-        standby, device.standby = device.standby, None
-        device.standby_ready = False
+        standby = device.standby.take()
         device.reset_runtime()
         device.generation += 1
         generation = device.generation
-        if standby is not None and standby.alive():
+        if standby is not None:
             # Real-time settings only now: a standby importing at the live worker's priority
             # starved it.
             for warning in tune(standby.pid, device.spec):
@@ -328,11 +323,10 @@ class ManagerNode(LifecycleNode):
     # Warm standbys
 
     def _ensure_standby(self, device: Device, now: float) -> None:
-        if (not self._warm_standby or device.standby is not None
-                or device.standby_pending or device.policy.phase is not DeviceState.ACTIVE
-                or device.liveness is None or now - device.liveness.active_at < STANDBY_AFTER_S):
+        active = device.policy.phase is DeviceState.ACTIVE and device.liveness is not None
+        if not device.standby.wanted(now - device.liveness.active_at if active else None):
             return
-        device.standby_pending = True
+        device.standby.pending = True
 
         def on_exit(process: WorkerProcess, code: int) -> None:
             self._post(('standby_exit', device, process, code, time.monotonic()))
@@ -341,7 +335,7 @@ class ManagerNode(LifecycleNode):
         future.add_done_callback(lambda f: self._post(('standby_spawned', device, f)))
 
     def _on_standby_spawned(self, device: Device, future) -> None:
-        device.standby_pending = False
+        device.standby.pending = False
         try:
             process, _ = future.result()
         except OSError as error:
@@ -351,7 +345,7 @@ class ManagerNode(LifecycleNode):
             process.close_stdin()
             process.terminate(self.get_parameter('stop_timeout_ms').value / 1000.0)
         else:
-            device.standby = process
+            device.standby.spawned(process)
         self._check_stopped()
 
     def _on_standby_exit(
@@ -361,18 +355,10 @@ class ManagerNode(LifecycleNode):
             self._on_exit(device, device.generation, process, code, when)
             return
         process.close_heartbeats()
-        if process is device.standby:
-            device.standby = None
-            device.standby_ready = False
-            if not self._stopping:
-                self.get_logger().warning(
-                    f'{device.name}: warm standby pid {process.pid} exited with code {code}')
+        if device.standby.exited(process) and not self._stopping:
+            self.get_logger().warning(
+                f'{device.name}: warm standby pid {process.pid} exited with code {code}')
         self._check_stopped()
-
-    def _drop_standby(self, device: Device) -> None:
-        if device.standby is not None:
-            device.standby.close_stdin()
-            device.standby.terminate(self.get_parameter('stop_timeout_ms').value / 1000.0)
 
     def _terminate(self, device: Device, grace_s: float) -> None:
         device.driver.cancel()
@@ -419,15 +405,6 @@ class ManagerNode(LifecycleNode):
             if record.pid == process.pid and not record.standby_ready:
                 device.last_record = record
                 self._take_beat(device, record)
-
-    @staticmethod
-    def _read_standby(device: Device) -> None:
-        standby = device.standby
-        if standby is None or device.standby_ready:
-            return
-        device.standby_ready = any(
-            record.pid == standby.pid and record.standby_ready
-            for record in HeartbeatRecord.unpack_all(standby.read_heartbeats()))
 
     @staticmethod
     def _take_beat(device: Device, record: HeartbeatRecord) -> None:
@@ -493,7 +470,7 @@ class ManagerNode(LifecycleNode):
         self._last_tick = now
         for device in self._devices.values():
             self._read_heartbeats(device)
-            self._read_standby(device)
+            device.standby.read_ready()
             if device.terminate_at is not None and now >= device.terminate_at:
                 self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
             if self._stopping:
@@ -510,7 +487,7 @@ class ManagerNode(LifecycleNode):
     def _signature(self, device: Device) -> tuple:
         p = device.policy
         return (p.state, p.restarts, p.failures, p.degraded, p.last_error, device.pid,
-                self._standby_state(device))
+                device.standby.state())
 
     def _publish_events(self, device: Device, events: Sequence[Event]) -> None:
         for event in events:
@@ -551,16 +528,8 @@ class ManagerNode(LifecycleNode):
             'degraded': policy.degraded,
             'backoff_ms': round(policy.backoff_s * 1000),
             'last_error': policy.last_error,
-            'standby': self._standby_state(device),
+            'standby': device.standby.state(),
         })
-
-    def _standby_state(self, device: Device) -> str:
-        """`ready`, `starting` (spawned, not ready yet), `none` or `off` (warm_standby false)."""
-        if device.standby is not None:
-            return 'ready' if device.standby_ready else 'starting'
-        if device.standby_pending:
-            return 'starting'
-        return 'none' if self._warm_standby else 'off'
 
     def _publish_states(self) -> None:
         self._last_signature = tuple(self._signature(d) for d in self._devices.values())

@@ -5,6 +5,7 @@ import logging
 import os
 from pathlib import Path
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -29,7 +30,23 @@ def pytest_configure(config: pytest.Config) -> None:
     # Children of a process killed in a test (a SIGKILLed manager's workers) are re-parented to
     # pytest, so the orphan check below sees them.
     become_subreaper()
+    _default_signal_dispositions()
     MEMORY.start()
+
+
+def _default_signal_dispositions() -> None:
+    """Start the suite's processes with SIGINT and SIGQUIT at their defaults, as launch does.
+
+    An ignored signal stays ignored across exec, and a shell without job control (a script's
+    `make test &`, nohup'd runs) starts its background jobs with SIGINT and SIGQUIT ignored.
+    Started that way, the bridge of test_bridge_signals.py dropped a SIGINT sent right after
+    its spawn (before its own handler existed) and served on: a red run that said nothing
+    about the bridge. A handler of our own is reset to the default in every child.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGQUIT) is signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

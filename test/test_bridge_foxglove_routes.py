@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from sensor_workers.bridge.foxglove.protocol import SUBPROTOCOLS
 from sensor_workers.bridge.foxglove.schema import message_schema
+from sensor_workers.bridge.foxglove.session import IMAGE_QUEUE_FRAMES
 from sensor_workers.bridge.hub import Hub
 from sensor_workers.bridge.schemas import Status
 from sensor_workers.bridge.settings import BridgeSettings
@@ -341,7 +342,7 @@ def test_a_stalled_client_loses_only_its_own_messages(bridge):
     stuck = clients[0]
     channels = stuck['channels']
     assert channels['/ft/wrench']['dropped'] > 0 and channels['/ft/wrench']['queue_depth'] <= 500
-    assert channels['/camera/image_raw']['queue_capacity'] == 1
+    assert channels['/camera/image_raw']['queue_capacity'] == IMAGE_QUEUE_FRAMES
     assert stuck['dropped_by_reason']['queue_full'] == channels['/ft/wrench']['dropped']
     assert stuck['dropped_by_reason']['superseded'] > 0
     assert _metric(metrics, 'sensor_workers_bridge_dropped_messages_total',

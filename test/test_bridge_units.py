@@ -50,6 +50,22 @@ def test_latest_only_slot():
     assert asyncio.run(queue.get()) == 4
 
 
+def test_a_queue_with_a_staleness_bound_keeps_a_pause_and_drops_a_backlog():
+    now = [0.0]
+    queue = DropOldestQueue(8, 'superseded', stale_after_s=0.25, clock=lambda: now[0])
+    for _ in range(7):  # a consumer that pauses for 200 ms at 30 fps loses nothing
+        queue.put(round(now[0] * 30))
+        now[0] += 1 / 30
+    assert len(queue) == 7 and queue.total_dropped == 0
+    assert queue.pop() == 0
+    now[0] = 0.5  # the oldest waiting entry is older than 0.25 s: the consumer is behind
+    assert queue.put('newest') == 6
+    assert len(queue) == 1 and queue.pop() == 'newest'
+    for n in range(10):  # at once: the capacity still holds
+        queue.put(n)
+    assert len(queue) == 8 and queue.dropped == {'superseded': 8}
+
+
 def test_rate_limiter_halves_a_jittery_30_fps_source():
     limiter = RateLimiter(15.0)
     rng = np.random.default_rng(1)

@@ -6,6 +6,8 @@ per reason, so a slow client's losses are visible in /status and /metrics.
 
 import asyncio
 from collections import Counter, deque
+from collections.abc import Callable
+import time
 from typing import Any
 
 
@@ -14,27 +16,38 @@ class DropOldestQueue:
 
     Each entry has a weight (e.g. the number of samples in a batch) so drops are counted in the
     units the client cares about. With capacity 1 this is a latest-only slot.
+
+    With `stale_after_s`, the queue also empties itself but for the new entry once its oldest
+    entry has waited that long (by `clock`): a consumer that is that far behind gets the newest
+    entry next, not a backlog, while one that only paused for less keeps every entry.
     """
 
-    def __init__(self, capacity: int, reason: str) -> None:
+    def __init__(self, capacity: int, reason: str, stale_after_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if capacity < 1:
             raise ValueError('capacity must be at least 1')
         self.capacity = capacity
         self.reason = reason
+        self.stale_after_s = stale_after_s
         self.dropped: Counter[str] = Counter()
-        self._items: deque[tuple[Any, int]] = deque()
+        self._clock = clock
+        self._items: deque[tuple[Any, int, float]] = deque()
         self._ready = asyncio.Event()
         self._closed = False
 
     def put(self, item: Any, weight: int = 1) -> int:
         """Append `item`; return the weight dropped to make room (0 if none)."""
+        now = 0.0 if self.stale_after_s is None else self._clock()
         dropped = 0
+        if self.stale_after_s is not None and self._items \
+                and now - self._items[0][2] > self.stale_after_s:
+            dropped = sum(entry[1] for entry in self._items)
+            self._items.clear()
         while len(self._items) >= self.capacity:
-            _, old_weight = self._items.popleft()
-            dropped += old_weight
+            dropped += self._items.popleft()[1]
         if dropped:
             self.dropped[self.reason] += dropped
-        self._items.append((item, weight))
+        self._items.append((item, weight, now))
         self._ready.set()
         return dropped
 

@@ -4,7 +4,9 @@ The executor thread calls only `push()`, which never waits: a message of a topic
 subscribed to goes into a bounded inbox, and the event loop is woken once for as many messages
 as arrive before it runs (a 1 kHz topic is not 1000 `call_soon_threadsafe` a second). On the
 loop each message is framed once per distinct subscription id (clients number their
-subscriptions alike, so most share one frame) and offered to every subscribed session.
+subscriptions alike, so most share one frame) and offered to every subscribed session. Rate
+caps count a message at the time the ROS thread got it: frames that waited together for a late
+loop are not a burst of the source.
 """
 
 import asyncio
@@ -63,7 +65,8 @@ class FoxgloveFanout:
         # too long for the event loop at a client's first connection.
         self.metadata = {'ROS_DISTRO': ros_distro()}
         self.backlog_dropped = 0
-        self._inbox: deque[tuple[Channel, bytes, int]] = deque()
+        # (channel, payload, wall time ns for the client, monotonic time for rate caps)
+        self._inbox: deque[tuple[Channel, bytes, int, float]] = deque()
         self._wanted: frozenset[int] = frozenset()
         self._scheduled = False
         self._seq = itertools.count()
@@ -99,7 +102,7 @@ class FoxgloveFanout:
             self.backlog_dropped += 1
             self.metrics.dropped.labels(channel.label, 'bridge_backlog').inc()
             return
-        self._inbox.append((channel, payload, time.time_ns()))
+        self._inbox.append((channel, payload, time.time_ns(), time.monotonic()))
         if not self._scheduled:
             self._scheduled = True
             try:
@@ -114,21 +117,20 @@ class FoxgloveFanout:
         self._scheduled = False
         inbox = self._inbox
         while inbox:
-            channel, payload, receive_ns = inbox.popleft()
-            self._dispatch(channel, payload, receive_ns)
+            self._dispatch(*inbox.popleft())
 
-    def _dispatch(self, channel: Channel, payload: bytes, receive_ns: int) -> None:
+    def _dispatch(self, channel: Channel, payload: bytes, receive_ns: int,
+                  received_s: float) -> None:
         metrics = self.channel_metrics[channel.id]
         metrics.received.inc()
         stamp_ns = header_stamp_ns(payload) if channel.stamped else 0
         seq = next(self._seq)
-        now = time.monotonic()
         frames: dict[int, Frame] = {}
         for session in self.sessions.values():
             subscription = session.by_channel.get(channel.id)
             if subscription is None:
                 continue
-            if subscription.limiter is not None and not subscription.limiter.accept(now):
+            if subscription.limiter is not None and not subscription.limiter.accept(received_s):
                 continue
             frame = frames.get(subscription.id)
             if frame is None:

@@ -1,12 +1,15 @@
 """One Foxglove client: its subscriptions, a bounded queue per subscribed topic, one sender.
 
 Every subscription has its own drop-oldest queue, so a busy topic can only push out its own
-older messages; image subscriptions hold only the newest frame and pass at most
-`image_max_fps` frames a second. JSON answers (advertise, status, parameter values) wait in a
-control queue of their own. The sender takes control messages first, then the oldest message of
-all its topics, in the order the bridge received them. A 1 kHz wrench waits behind at most one
-frame per image topic (there is never more), and a client that cannot keep up with the wrench
-still gets its turn of frames (a strict priority for small messages would starve them).
+older messages. An image subscription passes at most `image_max_fps` frames a second and keeps
+the frames that came while its sender was busy, up to IMAGE_QUEUE_FRAMES and for at most
+IMAGE_STALE_AFTER_S: a client that pauses (a TCP hiccup, a busy browser tab) or a burst of frames
+the bridge dispatched at once (its loop was late) costs no frame, and a client that stays behind
+gets the newest frame next instead of a backlog. JSON answers (advertise, status, parameter
+values) wait in a control queue of their own. The sender takes control messages first, then the
+oldest message of all its topics, in the order the bridge received them, so a client that cannot
+keep up with a 1 kHz wrench still gets its turn of frames (a strict priority for small messages
+would starve them).
 """
 
 import asyncio
@@ -17,6 +20,13 @@ from typing import Any
 from sensor_workers.bridge.foxglove.channels import Channel
 from sensor_workers.bridge.foxglove.protocol import ProtocolError
 from sensor_workers.bridge.queues import DropOldestQueue, RateLimiter
+
+# A 2448x2048 Mono8 frame is 5 MB; frames are shared by the clients that wait for them.
+IMAGE_QUEUE_FRAMES = 8
+# Frames wait this long at most once newer ones are queued. On the 2-core test machine a
+# reading client paused up to 130 ms and the loop dispatched frames in pairs; at the old single
+# slot each such pause cost the client frames of a camera well within its bandwidth.
+IMAGE_STALE_AFTER_S = 0.25
 
 
 @dataclass(eq=False)
@@ -61,8 +71,9 @@ class Session:
         if channel.id in self.by_channel:
             raise ProtocolError(f'already subscribed to channel {channel.id} ({channel.topic})')
         if channel.image:
-            subscription = Subscription(subscription_id, channel,
-                                        DropOldestQueue(1, 'superseded'),
+            queue = DropOldestQueue(IMAGE_QUEUE_FRAMES, 'superseded',
+                                    stale_after_s=IMAGE_STALE_AFTER_S)
+            subscription = Subscription(subscription_id, channel, queue,
                                         RateLimiter(self.image_max_fps))
         else:
             subscription = Subscription(subscription_id, channel,

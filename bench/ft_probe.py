@@ -81,7 +81,9 @@ async def _run_ws(url: str, records: Records, max_seconds: float, stop: asyncio.
     deadline = time.monotonic() + max_seconds
     while not stop.is_set() and time.monotonic() < deadline:
         try:
-            async with connect(url, compression=None, max_size=None, open_timeout=5) as ws:
+            # A short close: a bridge busy at the end must not keep the probe from saving.
+            async with connect(url, compression=None, max_size=None, open_timeout=5,
+                               close_timeout=0.5) as ws:
                 print('probe ready', flush=True)
                 while not stop.is_set():
                     timeout = deadline - time.monotonic()

@@ -39,6 +39,7 @@ import json
 import os
 from pathlib import Path
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -237,8 +238,10 @@ class Run:
         return process
 
     def stop(self, process) -> None:
-        process.stop()
+        code = process.stop()
         self.procs.processes.remove(process)
+        if code == -signal.SIGKILL:
+            self.note(f'{process.name} did not end on SIGTERM and was killed')
 
     def start_camera(self) -> None:
         width, height = self.camera_size
@@ -314,6 +317,12 @@ class Run:
                 return
             time.sleep(0.05)
         raise TimeoutError('the F/T stream did not reach its nominal rate')
+
+    def stop_ws_probe(self, probe) -> None:
+        self.stop(probe)
+        connections = len(re.findall('^probe ready', probe.output(), re.MULTILINE))
+        if connections > 1:
+            self.note(f'{probe.name} lost its connection and connected {connections} times')
 
     def start_ws_probe(self, rate: int, name: str):
         url = self.bridge_url.replace('http://', 'ws://') + '/ws/wrench'
@@ -399,7 +408,7 @@ class Run:
                 web = web if setup == 'b_core' else []
                 self.measure(setup, rate, loaded=setup != 'a', pin=web)
             self.stop(ft)
-            self.stop(ws_probe)
+            self.stop_ws_probe(ws_probe)
             self.stop(bridge)
         for setup in [s for s in setups if s.startswith('c')]:
             rt_priority = WORKER_RT if setup == 'c_tuned' else 0
@@ -408,7 +417,7 @@ class Run:
             ws_files.append(ws_out)
             self.wait_streaming(rate)
             self.measure(setup, rate, loaded=setup != 'c_idle')
-            self.stop(ws_probe)
+            self.stop_ws_probe(ws_probe)
             self.note(_gc_line(self.stop_and_read(bridge), setup, rate))
         self.stop(ros_probe)
         self.stop(sim)
@@ -422,15 +431,15 @@ class Run:
         return process.output()
 
 
-
 def _gc_line(output: str, setup: str, rate: int) -> str | None:
     match = re.search(r'gc pauses: (.*)$', output, re.MULTILINE)
     return f'bridge GC during {setup} at {rate} Hz: {match.group(1)}' if match else None
 
 
 def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.exists():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if not path.exists():  # not "0 samples": the probe never saved what it received
+        raise RuntimeError(f'{path.name} is missing: its probe did not save its records '
+                           '(see its log in the run directory)')
     data = np.load(path)
     return data['arrival_ns'], data['counter']
 

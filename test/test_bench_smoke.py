@@ -73,18 +73,24 @@ def test_recovery_timeline_plot(tmp_path: Path):
     assert plot({'arrivals': {}, 'events': []}, tmp_path / 'none.png', 'test') is None
 
 
+def _tail(path: Path, lines: int = 30) -> str:
+    return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
+
+
 @pytest.mark.integration
 def test_isolation_bench_runs(tmp_path: Path, capsys, own_environment):
     """The idle set-up and the thread-in-the-loaded-bridge set-up, one second each."""
+    logs = tmp_path / 'logs'  # kept: the processes' logs and records, for a failure
     assert isolation.main(['--seconds', '1', '--rates', '1000', '--setups', 'a,c', '--tiny',
-                           '--out', str(tmp_path)]) == 0
+                           '--out', str(tmp_path), '--keep', str(logs)]) == 0
     out = capsys.readouterr().out
     assert '| 1000 Hz | a: own process, idle | ros |' in out
     assert '| 1000 Hz | c: thread in the saturated bridge | ws |' in out
     results = json.loads((tmp_path / 'isolation.json').read_text())
     rows = {(r['setup'], r['client']): r for r in results['rows']}
-    assert rows[('a', 'ros')]['received'] > 500
-    assert rows[('c', 'ws')]['received'] > 0
+    assert rows[('a', 'ros')]['received'] > 500, out
+    assert rows[('c', 'ws')]['received'] > 0, (out, _tail(logs / 'ws_probe_1000_c.log'),
+                                               _tail(logs / 'bridge_embedded.log'))
     assert (tmp_path / 'isolation_cdf_1000hz.png').stat().st_size > 0
     # The load generator ran against the bridge and got wrench batches and HTTP answers.
     load = results['loads']['c 1000 Hz']

@@ -94,14 +94,15 @@ def sdk_relay(port: int) -> None:
     from rclpy.experimental import EventsExecutor
     from sensor_msgs.msg import Image
 
+    from sensor_workers import qos
     from sensor_workers.bridge.foxglove.schema import message_schema
-    from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS, type_name
+    from sensor_workers.bridge.node import type_name
 
     rclpy.init()
     node = rclpy.create_node('sdk_relay')
     server = foxglove.start_server(host='127.0.0.1', port=port)
-    for msg_type, topic, profile in ((WrenchStamped, '/ft/wrench', WRENCH_QOS),
-                                     (Image, '/camera/image_raw', IMAGE_QOS)):
+    for msg_type, topic, profile in ((WrenchStamped, '/ft/wrench', qos.WRENCH_READER),
+                                     (Image, '/camera/image_raw', qos.IMAGE_READER)):
         name = type_name(msg_type)
         channel = foxglove.Channel(topic, message_encoding='cdr', schema=foxglove.Schema(
             name=name, encoding='ros2msg', data=message_schema(name).encode()))

@@ -23,7 +23,7 @@ import pytest
 from sensor_msgs.msg import Image
 from websockets.asyncio.client import connect
 
-from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS
+from sensor_workers import qos
 from sensor_workers.paths import config_file
 from sensor_workers.testing.processes import ProcessGroup
 from sensor_workers.testing.ros_probe import RosProbe
@@ -45,8 +45,8 @@ class Cell:
     def __init__(self, directory: Path, env: dict[str, str]) -> None:
         self.group = ProcessGroup(directory, env)
         self.probe = RosProbe('foxglove_probe')
-        self.wrench = self.probe.collect(WrenchStamped, '/ft/wrench', WRENCH_QOS)
-        self.images = self.probe.collect(Image, '/camera/image_raw', IMAGE_QOS)
+        self.wrench = self.probe.collect(WrenchStamped, '/ft/wrench', qos.WRENCH_READER)
+        self.images = self.probe.collect(Image, '/camera/image_raw', qos.IMAGE_READER)
         self.group.start_python(
             'ft', 'sensor_workers.ft.node', '--ros-args', '-p', 'port:=sim',
             '-p', 'sinc_length:=51', '-p', 'autostart:=true',

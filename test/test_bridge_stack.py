@@ -21,7 +21,7 @@ from manager_helpers import available_devices, start_manager, write_config
 import pytest
 from sensor_msgs.msg import Image
 
-from sensor_workers.bridge.node import IMAGE_QOS, WRENCH_QOS
+from sensor_workers import qos
 from sensor_workers.bridge.schemas import Status
 from sensor_workers.side_channel.layout import channel_path
 from sensor_workers.testing.processes import ProcessGroup
@@ -52,8 +52,8 @@ class Stack:
                         'pixel_format': 'Mono8', 'recording_dir': str(self.recordings)}})
         self.probe = RosProbe('bridge_stack_probe')
         # The reference: what a direct ROS subscriber gets of the same topic.
-        self.wrench = self.probe.collect(WrenchStamped, '/ft/wrench', WRENCH_QOS)
-        self.images = self.probe.collect(Image, '/camera/image_raw', IMAGE_QOS)
+        self.wrench = self.probe.collect(WrenchStamped, '/ft/wrench', qos.WRENCH_READER)
+        self.images = self.probe.collect(Image, '/camera/image_raw', qos.IMAGE_READER)
         self.manager = start_manager(self.group, self.config)
         self.bridge = Bridge(self.group, f'devices:={list(DEVICES)}', 'send_buffer_bytes:=131072',
                              'wrench_queue_batches:=10', params_file=str(self.config))

@@ -6,10 +6,13 @@ from typing import Any
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
+    Parameter,
     ParameterDescriptor,
     SetParametersResult,
 )
+from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
+from rclpy.parameter import Parameter as RclpyParameter
 
 
 def declare(
@@ -53,3 +56,15 @@ def accepted() -> SetParametersResult:
 
 def refused(reason: str) -> SetParametersResult:
     return SetParametersResult(successful=False, reason=reason)
+
+
+def set_parameters_request(values: dict[str, Any]) -> SetParameters.Request:
+    """Build the request `ros2 param set` sends, one entry per name, typed from the value."""
+    return SetParameters.Request(parameters=[
+        Parameter(name=name, value=RclpyParameter(name, value=value).get_parameter_value())
+        for name, value in values.items()])
+
+
+def outcomes(response: SetParameters.Response) -> list[tuple[bool, str]]:
+    """Return (successful, reason) per parameter of a SetParameters response."""
+    return [(result.successful, result.reason) for result in response.results]

@@ -51,6 +51,20 @@ LATCHED_EVENTS = QoSProfile(
 
 DIAGNOSTICS = QoSProfile(depth=10)
 
+# The bridge's readers. Best effort like the publishers. A deep wrench history lets a briefly
+# late executor catch up on 1 kHz samples instead of losing them; the bridge serves the newest
+# frames, so a few suffice for images.
+WRENCH_READER = QoSProfile(depth=500, reliability=ReliabilityPolicy.BEST_EFFORT,
+                           history=HistoryPolicy.KEEP_LAST)
+IMAGE_READER = QoSProfile(depth=4, reliability=ReliabilityPolicy.BEST_EFFORT,
+                          history=HistoryPolicy.KEEP_LAST)
+# Topics only Foxglove clients get (temperature, camera_info): best effort matches any writer.
+SENSOR_READER = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+                           history=HistoryPolicy.KEEP_LAST)
+# Reliable, like every node's /rosout writer; volatile: no replay of old lines at start.
+ROSOUT_READER = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                           history=HistoryPolicy.KEEP_LAST)
+
 
 def overridable() -> QoSOverridingOptions:
     """Let reliability, depth and history of a publisher be overridden by parameters."""

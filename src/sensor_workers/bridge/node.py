@@ -19,7 +19,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
-from rcl_interfaces.msg import Log, Parameter, ParameterType
+from rcl_interfaces.msg import Log, ParameterType
 from rcl_interfaces.srv import GetParameters, GetParameterTypes, ListParameters, SetParameters
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -27,7 +27,7 @@ from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.parameter import parameter_value_to_python
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, Temperature
@@ -45,24 +45,11 @@ from sensor_workers.bridge.request_checks import ServiceTimeout, ServiceUnavaila
 from sensor_workers.bridge.settings import BridgeSettings
 from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.heartbeat import HeartbeatRecord
-from sensor_workers.params import declare
+from sensor_workers.params import declare, outcomes, set_parameters_request
 from sensor_workers.paths import UDP_PROFILE, use_fastdds_profile
 from sensor_workers.stamps import stamp_ns
 
 log = logging.getLogger(__name__)
-
-# Best effort like the publishers. A deep wrench history lets a briefly late executor catch up
-# on 1 kHz samples instead of losing them; images are latest-only anyway.
-WRENCH_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.BEST_EFFORT,
-                        history=HistoryPolicy.KEEP_LAST)
-IMAGE_QOS = QoSProfile(depth=4, reliability=ReliabilityPolicy.BEST_EFFORT,
-                       history=HistoryPolicy.KEEP_LAST)
-# Topics only Foxglove clients get (temperature, camera_info): best effort matches any writer.
-SENSOR_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
-                        history=HistoryPolicy.KEEP_LAST)
-# Reliable, like every node's /rosout writer; volatile: no replay of old lines at start.
-ROSOUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                        history=HistoryPolicy.KEEP_LAST)
 
 
 def _plain(status: DiagnosticStatus) -> dict[str, Any]:
@@ -187,20 +174,20 @@ class BridgeNode(Node):
 
     def _create_interfaces(self) -> None:
         s, hub = self.settings, self.hub
-        self._serve(WrenchStamped, s.wrench_topic, WRENCH_QOS, self._on_wrench)
-        self._serve(Temperature, f'{_namespace(s.wrench_topic)}/temperature', SENSOR_QOS)
+        self._serve(WrenchStamped, s.wrench_topic, qos.WRENCH_READER, self._on_wrench)
+        self._serve(Temperature, f'{_namespace(s.wrench_topic)}/temperature', qos.SENSOR_READER)
         images = {}
         for camera, topic in s.camera_topics().items():
             images[camera] = self._channel(topic, Image)
-            self._serve(CameraInfo, f'{_namespace(topic)}/camera_info', SENSOR_QOS)
-        self.image_sources = ImageSources(self, hub.images, IMAGE_QOS, hub.push_image,
+            self._serve(CameraInfo, f'{_namespace(topic)}/camera_info', qos.SENSOR_READER)
+        self.image_sources = ImageSources(self, hub.images, qos.IMAGE_READER, hub.push_image,
                                           s.image_side_channel, hub.foxglove, images)
         self._serve(DiagnosticArray, f'/{s.manager_name}/device_states', qos.LATCHED,
                     lambda msg: hub.push_device_states([_plain(st) for st in msg.status]))
         self._serve(DiagnosticStatus, '/safety/worker_events', qos.LATCHED_EVENTS,
                     lambda msg: hub.push_worker_event(_plain(msg)))
         self._serve(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS, self._on_diagnostics)
-        self._serve(Log, '/rosout', ROSOUT_QOS,
+        self._serve(Log, '/rosout', qos.ROSOUT_READER,
                     lambda msg: hub.push_log(msg.name, msg.level, msg.msg, stamp_ns(msg)))
         for device in s.devices:
             self._serve(DiagnosticStatus, f'/{device}/heartbeat', qos.HEARTBEAT,
@@ -314,12 +301,8 @@ class BridgeNode(Node):
 
     async def set_parameters(self, device: str,
                              values: dict[str, Any]) -> list[tuple[bool, str]]:
-        request = SetParameters.Request()
-        request.parameters = [
-            Parameter(name=name, value=RclpyParameter(name, value=value).get_parameter_value())
-            for name, value in values.items()]
-        response = await self.call(f'/{device}/set_parameters', request)
-        return [(r.successful, r.reason) for r in response.results]
+        response = await self.call(f'/{device}/set_parameters', set_parameters_request(values))
+        return outcomes(response)
 
     async def parameter_names(self, device: str) -> list[str]:
         response = await self.call(f'/{device}/list_parameters', ListParameters.Request())

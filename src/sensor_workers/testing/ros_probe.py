@@ -19,6 +19,7 @@ from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
 
 from sensor_workers.allocator import keep_large_buffers
+from sensor_workers.params import outcomes, set_parameters_request
 from sensor_workers.paths import use_fastdds_profile
 
 # A lifecycle request unanswered this long may have been lost (see RosProbe.change_state).
@@ -124,6 +125,7 @@ class StreamStats:
             self.largest_gap_s = 0.0
             self.writers = 1 if self.last_sequence is not None else 0
             self.last_arrival = None
+
 
 class RosProbe:
     """An rclpy node spun in a background thread, for tests and benchmarks.
@@ -263,18 +265,15 @@ class RosProbe:
     def set_parameters(self, node_name: str, values: dict[str, Any],
                        timeout: float = 5.0) -> list[tuple[bool, str]]:
         """Set parameters like `ros2 param set`; return (successful, reason) per parameter."""
-        request = SetParameters.Request()
-        request.parameters = [
-            Parameter(name=name, value=RclpyParameter(name, value=value).get_parameter_value())
-            for name, value in values.items()
-        ]
-        response = self.call(SetParameters, f'{node_name}/set_parameters', request, timeout)
-        return [(r.successful, r.reason) for r in response.results]
+        response = self.call(SetParameters, f'{node_name}/set_parameters',
+                             set_parameters_request(values), timeout)
+        return outcomes(response)
 
     def get_parameters(self, node_name: str, names: list[str], timeout: float = 5.0) -> list[Any]:
         request = GetParameters.Request(names=names)
         response = self.call(GetParameters, f'{node_name}/get_parameters', request, timeout)
         return [_parameter_value(v) for v in response.values]
+
 
 class _Requests:
     """The requests of one service call (first sent at once) and the first answer to any."""

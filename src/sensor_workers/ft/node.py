@@ -9,10 +9,6 @@ executor thread only serves parameters, services, lifecycle transitions and the 
 
 from collections import deque
 import os
-from pathlib import Path
-import shutil
-import subprocess
-import tempfile
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
@@ -26,7 +22,7 @@ from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
 from sensor_workers.ft import protocol
 from sensor_workers.ft.backends import BACKENDS, Backend, BackendError, create_backend
 from sensor_workers.ft.backends.bota import SINC_RANGE as BOTA_DRIVER_SINC_RANGE
-from sensor_workers.ft.simulated_sensor import SIM_PORT, SimulatedSensor
+from sensor_workers.ft.simulated_sensor import SIM_PORT, OwnSimulator
 from sensor_workers.ft.stamping import StampMapper
 from sensor_workers.lifetime import child_environment
 from sensor_workers.params import accepted, check_choice, declare, refused
@@ -54,8 +50,7 @@ class FtNode(WorkerNode):
     def __init__(self, **kwargs) -> None:
         super().__init__('ft', **kwargs)
         self._backend: Backend | None = None
-        self._sim: subprocess.Popen | None = None
-        self._sim_dir: Path | None = None
+        self._sim: OwnSimulator | None = None
         self._device = ''
         self.port: str = declare(
             self, 'port', '/dev/ttyUSB0',
@@ -212,29 +207,22 @@ class FtNode(WorkerNode):
 
     def _start_sim(self) -> str:
         """Start `bota_sim` as a child process and return its stable port link."""
-        self._sim_dir = Path(tempfile.mkdtemp(prefix='ft_sim_'))
-        sensor = SimulatedSensor(self._sim_dir, self.sinc_length, removes_run_dir=True)
+        self._sim = OwnSimulator(self.sinc_length)
         try:
-            self._sim = sensor.start({**os.environ, **child_environment(),
-                                      'PYTHONUNBUFFERED': '1'})
+            link = self._sim.start({**os.environ, **child_environment(),
+                                    'PYTHONUNBUFFERED': '1'})
         except RuntimeError as error:
+            self._sim = None
             raise BackendError(str(error)) from error
-        self.get_logger().info(f'simulated sensor pid {self._sim.pid} on {sensor.link} '
-                               f'(fault injection: {sensor.control})')
-        return str(sensor.link)
+        self.get_logger().info(
+            f'simulated sensor pid {self._sim.process.pid} on {link} '
+            f'(fault injection: {self._sim.sensor.control})')
+        return str(link)
 
     def _stop_sim(self) -> None:
         if self._sim is not None:
-            self._sim.terminate()
-            try:
-                self._sim.wait(3.0)
-            except subprocess.TimeoutExpired:
-                self._sim.kill()
-                self._sim.wait(3.0)
+            self._sim.stop()
             self._sim = None
-        if self._sim_dir is not None:
-            shutil.rmtree(self._sim_dir, ignore_errors=True)
-            self._sim_dir = None
 
     # Tare
 

@@ -10,8 +10,10 @@ A worker run alone with `port: sim` starts a simulator of its own (ft/node.py).
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from sensor_workers.config_file import node_parameters
@@ -69,6 +71,41 @@ class SimulatedSensor:
     def manager_ft_parameters(self, manager: Mapping) -> list[str]:
         """Return the manager's `ft.parameters` with `port:=<link>` added."""
         return [*(manager.get('ft') or {}).get('parameters', []), f'port:={self.link}']
+
+
+class OwnSimulator:
+    """A worker's own simulator (`port: sim` without a cell): a temporary run dir, a child.
+
+    The simulator removes its run dir itself when its worker is SIGKILLed (parent-death tie);
+    `stop()` does both for a worker that ends normally.
+    """
+
+    STOP_TIMEOUT_S = 3.0
+
+    def __init__(self, sinc_length: int) -> None:
+        self.sensor = SimulatedSensor(Path(tempfile.mkdtemp(prefix='ft_sim_')), sinc_length,
+                                      removes_run_dir=True)
+        self.process: subprocess.Popen | None = None
+
+    def start(self, env: Mapping[str, str]) -> Path:
+        """Start the child; return its port link. Raise RuntimeError when it does not start."""
+        try:
+            self.process = self.sensor.start(env)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self.sensor.link
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(self.STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(self.STOP_TIMEOUT_S)
+            self.process = None
+        shutil.rmtree(self.sensor.run_dir, ignore_errors=True)
 
 
 def for_cell(config: Path, make_run_dir: Callable[[], Path]) -> SimulatedSensor | None:

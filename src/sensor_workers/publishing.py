@@ -28,6 +28,12 @@ ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: 2566 of 18000 wrenches lost in bursts o
 1 kHz a 333 ms backlog is gone ~330 ms after the stall. A bucket rather than a sleep before every
 message: a wake-up that comes late would slow such a catch-up to the data rate itself, while the
 bucket keeps the tokens a late wake-up earned.
+
+`inline` (set by a loop whose device call holds the GIL while it waits, bota_driver's
+`read_frame_blocking`): `submit()` publishes right away, in the caller's thread, still without
+the GIL. A publishing thread there gets the GIL only between two of the loop's reads, and each
+hand-over costs the loop a wake-up of the other thread: under a CPU hog per core the loop came
+back too late for ~2 of 3 sensor frames at 800 Hz, which the driver then skips.
 """
 
 from collections import deque
@@ -90,6 +96,7 @@ class LoopPublisher:
         self.dropped = 0
         # rcl_publish_serialized_message errors (e.g. while the context shuts down).
         self.failed = 0
+        self.inline = False
         self._queue: deque[tuple[Publisher, bytes]] = deque()
         self._queued_bytes = 0
         self._sending = False
@@ -112,6 +119,9 @@ class LoopPublisher:
         return self.submit_serialized(publisher, serialize_message(message))
 
     def submit_serialized(self, publisher: Publisher, data: bytes) -> bool:
+        if self.inline:
+            self._send(publisher, data)
+            return True
         kept = True
         with self._ready:
             while self._queue and (len(self._queue) >= self.capacity
@@ -168,12 +178,15 @@ class LoopPublisher:
                 tokens += (now - refilled) * self.catch_up_rate_hz
                 refilled = now
             tokens -= 1.0
-            # Lifecycle publishers publish only while active, like LifecyclePublisher.publish.
-            # What a deactivate's flush left queued (it waits 2 s for DDS) is lost: counted,
-            # or a subscriber would see fewer messages than the loop says it published.
-            if not getattr(publisher, 'is_activated', True):
-                with self._ready:
-                    self.dropped += 1
-                continue
-            if not publish_serialized_without_gil(publisher, data):
+            self._send(publisher, data)
+
+    def _send(self, publisher: Publisher, data: bytes) -> None:
+        # Lifecycle publishers publish only while active, like LifecyclePublisher.publish.
+        # What a deactivate's flush left queued (it waits 2 s for DDS) is lost: counted,
+        # or a subscriber would see fewer messages than the loop says it published.
+        if not getattr(publisher, 'is_activated', True):
+            with self._ready:
+                self.dropped += 1
+        elif not publish_serialized_without_gil(publisher, data):
+            with self._ready:
                 self.failed += 1

@@ -160,6 +160,8 @@ class FtNode(WorkerNode):
             self._stop_sim()
             return TransitionCallbackReturn.FAILURE
         self._backend = backend
+        # Over UDP only (FASTDDS_PROFILE), a send does not stall: the loop may publish itself.
+        self.loop_publisher.inline = backend.holds_gil_while_waiting
         self.get_logger().info(
             f'configured {self.backend_name} on {self._device} at '
             f'{1.0 / protocol.sample_period_s(self.sinc_length):.1f} Hz')

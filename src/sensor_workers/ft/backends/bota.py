@@ -31,6 +31,7 @@ SERIAL_NUMBER = 'SN0000000'
 
 class BotaDriverBackend:
     name = 'bota_driver'
+    holds_gil_while_waiting = True  # read_frame_blocking (nanobind), ../FACTS.md
 
     def __init__(self, port: str, baudrate: int, sinc_length: int) -> None:
         if not SINC_RANGE[0] <= sinc_length <= SINC_RANGE[1]:

@@ -42,7 +42,7 @@ from sensor_workers.bridge.hub import Hub
 from sensor_workers.bridge.image_sources import ImageSources
 from sensor_workers.bridge.main import StopRequest
 from sensor_workers.bridge.request_checks import ServiceTimeout, ServiceUnavailable
-from sensor_workers.bridge.settings import BridgeSettings
+from sensor_workers.bridge.settings import BridgeSettings, bounds
 from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.params import declare, outcomes, set_parameters_request
@@ -66,104 +66,28 @@ def _namespace(topic: str) -> str:
     return topic.rsplit('/', 1)[0]
 
 
+def _declare_settings(node: Node) -> BridgeSettings:
+    """Declare every setting as a read-only parameter of `node`; return their values."""
+    values = {}
+    for name, field in BridgeSettings.model_fields.items():
+        default = field.default
+        if isinstance(default, tuple):
+            # An empty array has no type in ROS: declare the type instead (unset = empty).
+            default = list(default) if default else RclpyParameter.Type.STRING_ARRAY
+        is_float = isinstance(field.default, float)
+        value = declare(node, name, default, field.description or '', read_only=True,
+                        int_range=None if is_float else bounds(field),
+                        float_range=bounds(field) if is_float else None)
+        values[name] = [] if value is None else value
+    return BridgeSettings(**values)
+
+
 class BridgeNode(Node):
     """Subscribes to the device topics for the hub and makes the service calls of the API."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('bridge', **kwargs)
-        defaults = BridgeSettings()
-        p: dict[str, Any] = {
-            'host': declare(self, 'host', defaults.host,
-                            'Address to listen on; 127.0.0.1 keeps it on this host.',
-                            read_only=True),
-            'port': declare(self, 'port', defaults.port,
-                            'TCP port (0 = any free port; the URL is logged).',
-                            read_only=True, int_range=(0, 65535)),
-            'auth_token': declare(self, 'auth_token', defaults.auth_token,
-                                  "Bearer token required on everything but /health ('' = none).",
-                                  read_only=True),
-            'allowed_origins': declare(self, 'allowed_origins', RclpyParameter.Type.STRING_ARRAY,
-                                       'Browser origins allowed besides the bridge itself '
-                                       '(* = any).', read_only=True),
-            'max_clients': declare(self, 'max_clients', defaults.max_clients,
-                                   'Websocket clients at most, all endpoints together.',
-                                   read_only=True, int_range=(1, 1000)),
-            'image_max_fps': declare(self, 'image_max_fps', defaults.image_max_fps,
-                                     'Upper bound of the frame rate sent to any image client.',
-                                     read_only=True, float_range=(0.1, 1000.0)),
-            'image_max_width': declare(self, 'image_max_width', defaults.image_max_width,
-                                       'Upper bound of the width sent to image clients '
-                                       '(0 = full size).', read_only=True, int_range=(0, 65535)),
-            'jpeg_quality': declare(self, 'jpeg_quality', defaults.jpeg_quality,
-                                    'JPEG quality 1-100.', read_only=True, int_range=(1, 100)),
-            'wrench_batch_ms': declare(self, 'wrench_batch_ms', defaults.wrench_batch_ms,
-                                       'Period of the wrench batches sent to clients.',
-                                       read_only=True, int_range=(1, 1000)),
-            'wrench_queue_batches': declare(
-                self, 'wrench_queue_batches', defaults.wrench_queue_batches,
-                'Wrench batches queued per client before the oldest is dropped.',
-                read_only=True, int_range=(1, 100000)),
-            'max_body_bytes': declare(self, 'max_body_bytes', defaults.max_body_bytes,
-                                      'Largest HTTP request body accepted (413 above).',
-                                      read_only=True, int_range=(256, 16 * 1024 * 1024)),
-            'max_ws_message_bytes': declare(
-                self, 'max_ws_message_bytes', defaults.max_ws_message_bytes,
-                'Largest websocket message accepted from a client (close 1009 above).',
-                read_only=True, int_range=(64, 1024 * 1024)),
-            'send_buffer_bytes': declare(
-                self, 'send_buffer_bytes', defaults.send_buffer_bytes,
-                'Kernel send buffer per client socket (0 = autotuned); bounds what a stalled '
-                'client holds before its queue starts dropping.',
-                read_only=True, int_range=(0, 64 * 1024 * 1024)),
-            'service_timeout_s': declare(self, 'service_timeout_s', defaults.service_timeout_s,
-                                         'Time a control request waits for a ROS service.',
-                                         read_only=True, float_range=(0.1, 60.0)),
-            'heartbeat_timeout_ms': declare(
-                self, 'heartbeat_timeout_ms', defaults.heartbeat_timeout_ms,
-                'Without a manager (until one published its own threshold): a device whose '
-                'heartbeat is older than this is shown as down.',
-                read_only=True, int_range=(20, 60000)),
-            'devices': declare(self, 'devices', list(defaults.devices),
-                               'Devices watched (heartbeats) and controllable over HTTP.',
-                               read_only=True),
-            'cameras': declare(self, 'cameras', list(defaults.cameras),
-                               'Cameras served on /ws/image?device=<camera> (default: the '
-                               'first), images from /<camera>/image_raw.',
-                               read_only=True),
-            'image_topic': declare(self, 'image_topic', defaults.image_topic,
-                                   "sensor_msgs/Image topic of the first camera ('' = "
-                                   '/<camera>/image_raw).', read_only=True),
-            'image_side_channel': declare(
-                self, 'image_side_channel', defaults.image_side_channel,
-                "Take a camera's frames from its shared-memory side channel when it runs on "
-                'this host (else over DDS).', read_only=True),
-            'wrench_topic': declare(self, 'wrench_topic', defaults.wrench_topic,
-                                    'geometry_msgs/WrenchStamped topic served on /ws/wrench.',
-                                    read_only=True),
-            'manager_name': declare(self, 'manager_name', defaults.manager_name,
-                                    'Node name of the manager (states, events, restarts).',
-                                    read_only=True),
-            'log_lines_per_s': declare(
-                self, 'log_lines_per_s', defaults.log_lines_per_s,
-                'Log lines per second per node (manager, workers) passed on to web clients; '
-                'the rest is dropped and counted.', read_only=True, float_range=(0.1, 10000.0)),
-            'log_burst': declare(self, 'log_burst', defaults.log_burst,
-                                 'Log lines a node may send at once above that rate.',
-                                 read_only=True, int_range=(1, 10000)),
-            'log_history': declare(self, 'log_history', defaults.log_history,
-                                   'Last log lines kept per node for /status.',
-                                   read_only=True, int_range=(1, 10000)),
-            'foxglove_queue_messages': declare(
-                self, 'foxglove_queue_messages', defaults.foxglove_queue_messages,
-                'Messages queued per Foxglove client and topic before the oldest is dropped '
-                '(images: always the newest only).', read_only=True, int_range=(1, 100000)),
-            'foxglove_image_max_fps': declare(
-                self, 'foxglove_image_max_fps', defaults.foxglove_image_max_fps,
-                'Frames per second at most per Foxglove client and image topic (raw, '
-                'uncompressed frames).', read_only=True, float_range=(0.1, 1000.0)),
-        }
-        p['allowed_origins'] = p['allowed_origins'] or []
-        self.settings = BridgeSettings(**p)
+        self.settings = _declare_settings(self)
         self.hub = Hub(self.settings)
         self._ros_thread: RosThread | None = None
         # Set when the executor thread died: the process then stops and exits 1, instead of

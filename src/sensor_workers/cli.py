@@ -35,6 +35,7 @@ from sensor_workers.config_file import node_parameters
 from sensor_workers.ft import simulated_sensor
 from sensor_workers.ft.simulated_sensor import DEFAULT_DEVICES
 from sensor_workers.respawn import RespawnedProcess
+from sensor_workers.topics import DIAGNOSTICS, WORKER_EVENTS, device_states_topic, heartbeat_topic
 
 BRIDGE_MODULE = 'sensor_workers.bridge'
 MANAGER_MODULE = 'sensor_workers.manager.node'
@@ -133,8 +134,8 @@ def _run(config: Path, env: dict[str, str], run_dir: Path, with_bridge: bool) ->
         f'sensor-workers: config {config}',
         f'  {_ros_variables(env)}',
         f'  manager pid {manager.pid}: devices {", ".join(devices)}',
-        '  topics: /manager/device_states /safety/worker_events /diagnostics '
-        + ' '.join(f'/{d}/heartbeat' for d in devices),
+        f'  topics: {device_states_topic("manager")} {WORKER_EVENTS} {DIAGNOSTICS} '
+        + ' '.join(heartbeat_topic(d) for d in devices),
         '  services: ' + ' '.join(f'/manager/{d}/restart' for d in devices),
     ]
     if sim is not None:

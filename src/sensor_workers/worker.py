@@ -24,6 +24,7 @@ from sensor_workers.lifetime import die_with_parent
 from sensor_workers.params import declare
 from sensor_workers.paths import CELL_PROFILE, fastdds_profile_in_use, use_fastdds_profile
 from sensor_workers.publishing import LoopPublisher
+from sensor_workers.topics import DIAGNOSTICS
 
 DIAGNOSTICS_PERIOD_S = 1.0
 # A hardware loop wakes at least this often to look at `loop_stop` (camera: retrieve timeout,
@@ -58,7 +59,7 @@ class WorkerNode(LifecycleNode):
         self.loop_thread: threading.Thread | None = None
         self.loop_stop = threading.Event()
         self.heartbeat = Heartbeat(self, period_ms / 1000.0, self.loop_publisher)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
+        self._diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, qos.DIAGNOSTICS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         if self.autostart:
             start_when_spinning(self)

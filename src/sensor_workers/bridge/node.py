@@ -48,6 +48,7 @@ from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.params import declare, outcomes, set_parameters_request
 from sensor_workers.paths import UDP_PROFILE, use_fastdds_profile
 from sensor_workers.stamps import stamp_ns
+from sensor_workers.topics import DIAGNOSTICS, WORKER_EVENTS, device_states_topic, heartbeat_topic
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +107,15 @@ class BridgeNode(Node):
             self._serve(CameraInfo, f'{_namespace(topic)}/camera_info', qos.SENSOR_READER)
         self.image_sources = ImageSources(self, hub.images, qos.IMAGE_READER, hub.push_image,
                                           s.image_side_channel, hub.foxglove, images)
-        self._serve(DiagnosticArray, f'/{s.manager_name}/device_states', qos.LATCHED,
+        self._serve(DiagnosticArray, device_states_topic(s.manager_name), qos.LATCHED,
                     lambda msg: hub.push_device_states([_plain(st) for st in msg.status]))
-        self._serve(DiagnosticStatus, '/safety/worker_events', qos.LATCHED_EVENTS,
+        self._serve(DiagnosticStatus, WORKER_EVENTS, qos.LATCHED_EVENTS,
                     lambda msg: hub.push_worker_event(_plain(msg)))
-        self._serve(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS, self._on_diagnostics)
+        self._serve(DiagnosticArray, DIAGNOSTICS, qos.DIAGNOSTICS, self._on_diagnostics)
         self._serve(Log, '/rosout', qos.ROSOUT_READER,
                     lambda msg: hub.push_log(msg.name, msg.level, msg.msg, stamp_ns(msg)))
         for device in s.devices:
-            self._serve(DiagnosticStatus, f'/{device}/heartbeat', qos.HEARTBEAT,
+            self._serve(DiagnosticStatus, heartbeat_topic(device), qos.HEARTBEAT,
                         lambda msg, name=device: self._on_heartbeat(name, msg))
             # Clients exist from the start: adding entities to a spinning node is avoided.
             for srv_type, name in self._device_services(device):

@@ -55,6 +55,7 @@ from sensor_workers.manager.states import (
     DeviceState,
     EventKind,
 )
+from sensor_workers.topics import DIAGNOSTICS, WORKER_EVENTS
 
 TICK_S = 0.02
 STATES_PERIOD_S = 0.5
@@ -131,11 +132,11 @@ class ManagerNode(LifecycleNode):
         # Read-only, and asked for on every tick (standby upkeep and the published state).
         self._warm_standby: bool = self.get_parameter('warm_standby').value
         self._events = self.create_publisher(
-            DiagnosticStatus, '/safety/worker_events', qos.LATCHED_EVENTS)
+            DiagnosticStatus, WORKER_EVENTS, qos.LATCHED_EVENTS)
         # `/manager/device_states` under the default name; follows a renamed manager, as the
         # restart services do (the bridge's `manager_name`).
         self._states = self.create_publisher(DiagnosticArray, '~/device_states', qos.LATCHED)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
+        self._diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, qos.DIAGNOSTICS)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = self.create_guard_condition(self._drain_inbox)
         self._spawner = Spawner()

@@ -103,7 +103,19 @@ def _stamps(pairs: list[list[int]]) -> list[int]:
     return [sec * 1_000_000_000 + nanosec for sec, nanosec in pairs]
 
 
-def _assert_source_rate(topic: str, stamps: list[int], received, minimum: int) -> None:
+def _image_counters(bridge: Bridge) -> dict[str, float]:
+    """Return the bridge's counters of the Foxglove image channel (received, sent, drops)."""
+    counters = {}
+    for line in bridge.get('/metrics').text.splitlines():
+        if 'topic="foxglove/camera/image_raw"' in line and not line.startswith('#') and \
+                ('_messages_total' in line):
+            name, value = line.rsplit(' ', 1)
+            counters[name.replace('sensor_workers_bridge_', '')] = float(value)
+    return counters
+
+
+def _assert_source_rate(topic: str, stamps: list[int], received, minimum: int,
+                        where: object = None) -> None:
     """Check the client got 95 % or more of what a direct subscriber got in its stamp range."""
     assert len(stamps) > minimum and len(set(stamps)) == len(stamps)
     messages, _ = received.snapshot()
@@ -113,7 +125,7 @@ def _assert_source_rate(topic: str, stamps: list[int], received, minimum: int) -
     span_s = (stamps[-1] - stamps[0]) / 1e9
     log.info('%s: client %d, direct subscriber %d in %.2f s (%.1f/s)', topic, len(stamps),
              reference, span_s, len(stamps) / span_s)
-    assert len(stamps) >= 0.95 * reference, (len(stamps), reference)
+    assert len(stamps) >= 0.95 * reference, (len(stamps), reference, where)
 
 
 async def _stall(url: str, seconds: float) -> None:
@@ -148,7 +160,11 @@ def test_each_subprotocol_decodes_everything_at_the_source_rate_beside_a_stalled
         await asyncio.gather(stalled, return_exceptions=True)
         return events, status
 
+    before = _image_counters(cell.bridge)
     events, status = asyncio.run(run())
+    after = _image_counters(cell.bridge)
+    # Where frames went, for a failure: what the bridge received, sent and dropped meanwhile.
+    image_counters = {name: after[name] - before.get(name, 0.0) for name in after}
     for subprotocol, received in zip(SUBPROTOCOLS, events, strict=True):
         assert _one(received, 'open')['protocol'] == subprotocol
         info = _one(received, 'serverInfo')
@@ -162,7 +178,8 @@ def test_each_subprotocol_decodes_everything_at_the_source_rate_beside_a_stalled
         assert image['checks'][0] == {'width': 640, 'height': 480, 'step': 640,
                                       'encoding': 'mono8', 'bytes': 640 * 480}
         _assert_source_rate('wrench', _stamps(wrench['stamps']), cell.wrench, int(SECONDS * 500))
-        _assert_source_rate('image', _stamps(image['stamps']), cell.images, int(SECONDS * 15))
+        _assert_source_rate('image', _stamps(image['stamps']), cell.images, int(SECONDS * 15),
+                            image_counters)
     # The stalled client lost only its own messages, and they are counted.
     stuck = [c for c in status['clients'] if c['topic'] == 'foxglove']
     assert len(stuck) == 1, status['clients']

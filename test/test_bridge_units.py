@@ -66,6 +66,14 @@ def test_a_queue_with_a_staleness_bound_keeps_a_pause_and_drops_a_backlog():
     assert len(queue) == 8 and queue.dropped == {'superseded': 8}
 
 
+def test_rate_limiter_starts_again_when_the_clock_goes_back():
+    limiter = RateLimiter(30.0)
+    assert limiter.accept(100.0)
+    # A source whose clock restarted: at most one frame is held back, not the 95 s in between.
+    accepted = [limiter.accept(5.0 + n / 30.0) for n in range(30)]
+    assert accepted[1:] == [True] * 29
+
+
 def test_rate_limiter_halves_a_jittery_30_fps_source():
     limiter = RateLimiter(15.0)
     rng = np.random.default_rng(1)

@@ -19,10 +19,12 @@ from std_srvs.srv import Trigger
 
 from sensor_workers.bridge.foxglove import protocol
 from sensor_workers.bridge.foxglove.channels import Channel, header_stamp_ns
+from sensor_workers.bridge.foxglove.fanout import FoxgloveFanout
 from sensor_workers.bridge.foxglove.protocol import ProtocolError
 from sensor_workers.bridge.foxglove.schema import SEPARATOR, message_schema, service_schemas
 from sensor_workers.bridge.foxglove.services import trigger_response
 from sensor_workers.bridge.foxglove.session import Frame, Session
+from sensor_workers.bridge.metrics import BridgeMetrics
 from sensor_workers.bridge.queues import DropOldestQueue
 
 
@@ -186,3 +188,29 @@ def test_server_info_and_status_are_json():
                     'supportedEncodings': ['cdr'], 'metadata': {'ROS_DISTRO': 'jazzy'},
                     'sessionId': 'abc'}
     assert json.loads(protocol.status(protocol.Level.ERROR, 'x'))['level'] == 2
+
+
+def test_the_image_cap_judges_frames_by_their_stamps_not_their_arrival():
+    """Frames of a 30 fps camera that DDS or a late loop delivers at once all pass a 30 fps cap."""
+    async def run():
+        metrics = BridgeMetrics(dict)
+        fanout = FoxgloveFanout(metrics)
+        channel = fanout.add_channel('/camera/image_raw', 'sensor_msgs/msg/Image',
+                                     message_schema('sensor_msgs/msg/Image'))
+        session = _session()
+        fanout.add_session(1, session)
+        fanout.subscribe(session, 0, channel.id)
+        fanout.start(asyncio.get_running_loop())
+        for n in range(6):  # stamps 1/30 s apart, handed over within microseconds
+            image = Image()
+            image.header.stamp.sec, image.header.stamp.nanosec = 100, round(n / 30 * 1e9)
+            fanout.push(channel, serialize_message(image))
+        await asyncio.sleep(0)
+        queue = session.by_channel[channel.id].queue
+        rate_limited = metrics.registry.get_sample_value(
+            'sensor_workers_bridge_dropped_messages_total',
+            {'topic': channel.label, 'reason': 'rate_limited'})
+        assert (len(queue), queue.total_dropped, rate_limited) == (6, 0, 0)
+        fanout.stop()
+
+    asyncio.run(run())

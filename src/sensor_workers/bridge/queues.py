@@ -90,7 +90,8 @@ class RateLimiter:
     A token bucket that accepts a message when at least 0.8 tokens are there. For frames it
     holds up to two tokens, so arrival jitter neither loses frames of a source at the limit nor
     halves the rate of one at twice the limit; a larger `capacity` lets bursts through (log
-    lines), and `tokens` is what the bucket starts with.
+    lines), and `tokens` is what the bucket starts with. A time earlier than the last one (a
+    source's clock restarted) starts the clock again there, without new tokens.
     """
 
     SLACK = 0.2
@@ -104,7 +105,7 @@ class RateLimiter:
     def accept(self, now: float) -> bool:
         if self.max_fps <= 0:
             return True
-        if self._last is not None:
+        if self._last is not None and now > self._last:
             self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.max_fps)
         self._last = now
         if self._tokens >= 1.0 - self.SLACK:

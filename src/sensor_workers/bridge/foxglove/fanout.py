@@ -5,8 +5,9 @@ subscribed to goes into a bounded inbox, and the event loop is woken once for as
 as arrive before it runs (a 1 kHz topic is not 1000 `call_soon_threadsafe` a second). On the
 loop each message is framed once per distinct subscription id (clients number their
 subscriptions alike, so most share one frame) and offered to every subscribed session. Rate
-caps count a message at the time the ROS thread got it: frames that waited together for a late
-loop are not a burst of the source.
+caps judge a message by its header stamp, the source's own cadence (else by when the ROS thread
+got it): frames that DDS or a late loop delivered together are not a burst of the source, and
+are not held back as one. What a cap holds back is counted (`rate_limited`).
 """
 
 import asyncio
@@ -37,13 +38,15 @@ class ChannelMetrics:
     latency: Any
     queue_full: Any
     superseded: Any
+    rate_limited: Any
 
     @classmethod
     def of(cls, metrics: BridgeMetrics, label: str) -> 'ChannelMetrics':
         return cls(metrics.received.labels(label), metrics.sent.labels(label),
                    metrics.sent_bytes.labels(label), metrics.latency.labels(label),
                    metrics.dropped.labels(label, 'queue_full'),
-                   metrics.dropped.labels(label, 'superseded'))
+                   metrics.dropped.labels(label, 'superseded'),
+                   metrics.dropped.labels(label, 'rate_limited'))
 
     def dropped(self, reason: str) -> Any:
         return self.superseded if reason == 'superseded' else self.queue_full
@@ -65,7 +68,7 @@ class FoxgloveFanout:
         # too long for the event loop at a client's first connection.
         self.metadata = {'ROS_DISTRO': ros_distro()}
         self.backlog_dropped = 0
-        # (channel, payload, wall time ns for the client, monotonic time for rate caps)
+        # (channel, payload, wall time ns for the client, monotonic time: unstamped caps)
         self._inbox: deque[tuple[Channel, bytes, int, float]] = deque()
         self._wanted: frozenset[int] = frozenset()
         self._scheduled = False
@@ -125,12 +128,14 @@ class FoxgloveFanout:
         metrics.received.inc()
         stamp_ns = header_stamp_ns(payload) if channel.stamped else 0
         seq = next(self._seq)
+        cadence_s = stamp_ns / 1e9 if stamp_ns > 0 else received_s
         frames: dict[int, Frame] = {}
         for session in self.sessions.values():
             subscription = session.by_channel.get(channel.id)
             if subscription is None:
                 continue
-            if subscription.limiter is not None and not subscription.limiter.accept(received_s):
+            if subscription.limiter is not None and not subscription.limiter.accept(cadence_s):
+                metrics.rate_limited.inc()
                 continue
             frame = frames.get(subscription.id)
             if frame is None:

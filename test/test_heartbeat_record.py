@@ -1,7 +1,9 @@
 """The heartbeat record the worker's loop writes into the manager's pipe and onto ~/heartbeat."""
 
+import pytest
+
 from sensor_workers.diagnostics import WARN, level_of, status_values
-from sensor_workers.heartbeat import HeartbeatRecord
+from sensor_workers.heartbeat import HeartbeatRecord, RateWindow
 
 RECORD = HeartbeatRecord(seq=7, samples=123_456, dropped=3, rate_hz=1003.5, pid=4242,
                          tid=4250, sent_ns=987_654_321_000, level=1, queue_dropped=2)
@@ -44,3 +46,15 @@ def test_a_standby_ready_record_is_seq_zero_with_the_default_level():
     assert HeartbeatRecord.unpack_all(ready.pack()) == [ready]  # the default level packs
     assert ready.standby_ready
     assert not RECORD.standby_ready
+
+
+def test_the_rate_is_taken_over_a_second_not_over_one_beat():
+    """A loop 10 ms late once: 72 samples in one 100 ms beat, 88 in the next (880 Hz per beat)."""
+    window = RateWindow(1.0)
+    samples, rates = 0, []
+    for beat in range(1, 31):
+        samples += {15: 72, 16: 88}.get(beat, 80)
+        rates.append(window.update(beat * 0.1, samples))
+    assert all(abs(rate - 800) <= 8 for rate in rates[1:]), rates
+    assert window.update(3.2, 5) == 0.0  # a counter that started again: no rate from across it
+    assert window.update(3.3, 85) == pytest.approx(800)

@@ -11,6 +11,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 import rclpy
+from rclpy.client import Client
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -154,6 +155,7 @@ class RosProbe:
         self.node = Node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._clients: dict[str, Client] = {}
         self._thread = threading.Thread(target=self._spin, name=f'{name}-spin', daemon=True)
         self._thread.start()
 
@@ -220,10 +222,22 @@ class RosProbe:
         an answer. `wait_for_service` proves that this client sees the server, not that the
         server has matched this client yet: a request sent in between is lost.
         """
-        with _Requests(self.node, srv_type, name, request, timeout) as requests:
-            while not requests.answered(resend_s or timeout):
-                requests.send()
-            return requests.response()
+        requests = _Requests(self._client(srv_type, name), request, timeout)
+        while not requests.answered(resend_s or timeout):
+            requests.send()
+        return requests.response()
+
+    def _client(self, srv_type: type, name: str) -> Client:
+        """Return the probe's client of service `name`, created on first use and kept.
+
+        A server's first answer to a new client can stop every Python thread of the server for
+        up to 100 ms: rmw_fastrtps waits (GIL held, as rclpy sends the response) until the
+        server has matched the client's response reader. With a client per call, an answer to
+        the probe stopped an F/T worker's read loop for 97 ms just after its activation.
+        """
+        if name not in self._clients:
+            self._clients[name] = self.node.create_client(srv_type, name)
+        return self._clients[name]
 
     def change_state(self, node_name: str, transition: str, timeout: float = 10.0) -> bool:
         """Trigger a lifecycle transition ('configure', 'activate', ...) on a node.
@@ -235,18 +249,18 @@ class RosProbe:
         """
         request = ChangeState.Request()
         request.transition.id = TRANSITIONS[transition]
-        with _Requests(self.node, ChangeState, f'{node_name}/change_state', request,
-                       timeout) as requests:
-            while not requests.answered(LOST_REQUEST_S):
-                try:
-                    state = self.get_state(node_name, timeout=LOST_REQUEST_S)
-                except TimeoutError:
-                    continue
-                if state == GOAL[transition]:
-                    return True
-                if state == START[transition]:
-                    requests.send()
-            return requests.response().success
+        requests = _Requests(self._client(ChangeState, f'{node_name}/change_state'), request,
+                             timeout)
+        while not requests.answered(LOST_REQUEST_S):
+            try:
+                state = self.get_state(node_name, timeout=LOST_REQUEST_S)
+            except TimeoutError:
+                continue
+            if state == GOAL[transition]:
+                return True
+            if state == START[transition]:
+                requests.send()
+        return requests.response().success
 
     def get_state(self, node_name: str, timeout: float = 5.0) -> str:
         response = self.call(GetState, f'{node_name}/get_state', GetState.Request(), timeout,
@@ -254,7 +268,12 @@ class RosProbe:
         return response.current_state.label
 
     def bring_up(self, node_name: str, timeout: float = 10.0) -> None:
-        """Configure and activate a lifecycle node; raise with the reason if either fails."""
+        """Configure and activate a lifecycle node; raise with the reason if either fails.
+
+        The state is asked first: so the node has answered every client used here before it
+        streams (see `_client`).
+        """
+        self.get_state(node_name, timeout)
         for transition in ('configure', 'activate'):
             if not self.change_state(node_name, transition, timeout):
                 raise RuntimeError(f'{node_name}: {transition} failed')
@@ -276,25 +295,17 @@ class RosProbe:
 
 
 class _Requests:
-    """The requests of one service call (first sent at once) and the first answer to any."""
+    """The requests of one service call (the first sent at once) and the first answer to any."""
 
-    def __init__(self, node: Node, srv_type: type, name: str, request: Any,
-                 timeout: float) -> None:
-        self.node, self.name, self.request, self.timeout = node, name, request, timeout
-        self.client = node.create_client(srv_type, name)
+    def __init__(self, client: Client, request: Any, timeout: float) -> None:
+        self.client, self.request, self.timeout = client, request, timeout
+        self.name = client.srv_name
         self.deadline = time.monotonic() + timeout
         self.done = threading.Event()
         self.futures: list = []
-
-    def __enter__(self) -> '_Requests':
-        if not self.client.wait_for_service(timeout_sec=self.timeout):
-            self.node.destroy_client(self.client)
-            raise TimeoutError(f'service {self.name} not available within {self.timeout} s')
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f'service {self.name} not available within {timeout} s')
         self.send()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.node.destroy_client(self.client)
 
     def send(self) -> None:
         future = self.client.call_async(self.request)

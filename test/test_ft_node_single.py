@@ -5,6 +5,7 @@ from pathlib import Path
 import signal
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from ft_helpers import (
     SUBSCRIBER_QOS,
     check_stream,
@@ -17,8 +18,9 @@ from geometry_msgs.msg import WrenchStamped
 import psutil
 import pytest
 
+from sensor_workers.diagnostics import status_values
 from sensor_workers.ft.sim import wrench_for
-from sensor_workers.testing.ros_probe import RosProbe
+from sensor_workers.testing.ros_probe import Received, RosProbe
 from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -61,21 +63,46 @@ def test_bota_driver_backend_streams_800hz(procs, fast_probe, tmp_path):
     _, link, _ = start_sim(procs, tmp_path, 64)
     start_node(procs, link, 64, '-p', 'backend:=bota_driver')
     wrench = probe.collect(WrenchStamped, '/ft/wrench', SUBSCRIBER_QOS)
+    diagnostics = probe.collect(DiagnosticArray, '/diagnostics', 50)
     probe.bring_up('/ft', timeout=20)
-    wait_until(lambda: wrench.count() > 100, 10, 'first samples')
-    wrench.clear()
-    # 2 s of the sensor's stream, counted by its own counter: a wall-clock window at the probe
-    # measured the probe's lag instead (1113 of 1600 under a CPU hog).
-    wait_until(lambda: wrench.count() >= 1600, 15, '2 s of samples')
+    # 3 s of the sensor's stream, counted by its own counter (a wall-clock window at the probe
+    # measured the probe's lag instead), then the node stops and says what it published.
+    wait_until(lambda: wrench.count() >= 2400, 20, '3 s of samples')
+    assert probe.change_state('/ft', 'deactivate')
+    final = final_ft_values(diagnostics)
+    wait_until(lambda: wrench.count() >= int(final['samples']), 5, 'the published samples')
     messages = wrench.snapshot()[0]
     seen = counters(messages)
-    # Under load the official driver may skip frames itself ("reading function called too
-    # slow"): allow a few, but no duplicates, no reordering, and exact values.
-    assert len(seen) >= 1600
+    # Every frame the driver handed over reached the subscriber, in order, with exact values.
+    assert len(seen) == int(final['samples'])
     assert all(b > a for a, b in zip(seen, seen[1:], strict=False))
-    assert seen[-1] - seen[0] + 1 - len(seen) <= 0.02 * len(seen)
     for counter, msg in zip(seen, messages, strict=True):
         assert wrench_tuple(msg) == wrench_for(counter)
+    # The official driver hands over the newest frame only: what it skipped is a gap in the
+    # counters, and every gap is counted (`dropped`), unless the driver was recreated (its
+    # sensor clock restarts then, so that one gap cannot be counted).
+    missing = seen[-1] - seen[0] + 1 - len(seen)
+    gaps = sorted((b - a - 1 for a, b in zip(seen, seen[1:], strict=False)), reverse=True)
+    recreation_gaps = sum(gaps[:int(final['recreations'])])
+    assert missing - recreation_gaps == int(final['dropped'])
+    # Skips because our loop came back late (it publishes in its own thread, as the driver
+    # keeps the GIL while it waits) stay rare; skips of frames the kernel delivered late and
+    # together (its tty worker waited behind a CPU hog for up to 75 ms) are the driver's.
+    assert int(final['skipped_reader_late']) <= 0.02 * len(seen), final
+
+
+def final_ft_values(diagnostics: Received) -> dict[str, str]:
+    """Return the /ft diagnostics values of the first report after the node stopped streaming."""
+    sent = diagnostics.count()
+
+    def inactive_report() -> dict[str, str] | None:
+        for message in diagnostics.snapshot()[0][sent:]:
+            for status in message.status:
+                if status.name == '/ft' and status.message == 'inactive':
+                    return status_values(status)
+        return None
+
+    return wait_until(inactive_report, 5, 'diagnostics after stopping')
 
 
 def test_autostart_with_the_builtin_simulator(procs, probe):

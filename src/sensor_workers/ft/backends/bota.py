@@ -7,7 +7,12 @@ Known faults of the driver (../FACTS.md) and what this wrapper does about them:
   driver is recreated;
 - after a stall the driver raises once, returns a zero frame and stays in ERROR_PROCESSING: the
   driver is recreated (its constructor always waits 3 s);
-- bad CRC and garbage are dropped silently: the caller sees them only as timestamp gaps.
+- bad CRC and garbage are dropped silently: the caller sees them only as timestamp gaps;
+- it hands over the newest frame only: when frames arrive faster than they are read, it skips
+  the older ones. Each skip is counted by its cause: `skipped_reader_late` when this process
+  came back to read later than one sample period after the previous frame (the loop's own
+  fault), `skipped_in_bursts` when the reader waited in time and the frames arrived together
+  (the kernel delivered the serial data late, e.g. its tty worker waited behind other load).
 The constructor and `read_frame_blocking` hold the GIL for their whole duration (nanobind), so
 recreating the driver stops every thread of this process for about 3.5 s.
 """
@@ -16,7 +21,7 @@ import logging
 import time
 
 from sensor_workers.ft.backends.base import BackendError
-from sensor_workers.ft.protocol import Frame
+from sensor_workers.ft.protocol import Frame, sample_period_s
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,7 @@ RECREATE_INTERVAL_S = 1.0
 # when they differ from these placeholders.
 PRODUCT_NAME = 'BFT-GEN0-SER'
 SERIAL_NUMBER = 'SN0000000'
+TIMESTAMP_MODULUS = 1 << 32  # the sensor's microsecond timestamp is a wrapping uint32
 
 
 class BotaDriverBackend:
@@ -44,6 +50,7 @@ class BotaDriverBackend:
         self.generation = 0
         self._driver = None
         self._active = False
+        self._period_us = sample_period_s(sinc_length) * 1e6
         self._last_timestamp: int | None = None
         self._last_new = 0.0
         self._next_recreate = 0.0
@@ -52,6 +59,8 @@ class BotaDriverBackend:
         self.stale_events = 0
         self.driver_errors = 0
         self.recreations = 0
+        self.skipped_reader_late = 0
+        self.skipped_in_bursts = 0
 
     def _create(self) -> None:
         import bota_driver
@@ -106,6 +115,7 @@ class BotaDriverBackend:
         if self._driver is None:
             self._recreate(timeout)
             return None
+        called = time.monotonic()
         try:
             raw = self._driver.read_frame_blocking()
         except RuntimeError as error:
@@ -125,6 +135,8 @@ class BotaDriverBackend:
             self.driver_errors += 1
             self._drop('driver stuck in ERROR_PROCESSING')
             return None
+        if self._last_timestamp is not None:
+            self._count_skipped(raw.timestamp, reader_late=called - self._last_new)
         self._last_timestamp = raw.timestamp
         self._last_new = now
         self.frames += 1
@@ -138,7 +150,23 @@ class BotaDriverBackend:
             'stale_events': self.stale_events,
             'driver_errors': self.driver_errors,
             'recreations': self.recreations,
+            'skipped_reader_late': self.skipped_reader_late,
+            'skipped_in_bursts': self.skipped_in_bursts,
         }
+
+    def _count_skipped(self, timestamp_us: int, reader_late: float) -> None:
+        """Count the frames the driver skipped before `timestamp_us`, by cause.
+
+        `reader_late` is how long after the previous new frame this read was called.
+        """
+        elapsed_us = (timestamp_us - self._last_timestamp) % TIMESTAMP_MODULUS
+        skipped = round(elapsed_us / self._period_us) - 1
+        if skipped <= 0:
+            return
+        if reader_late > self._period_us / 1e6:
+            self.skipped_reader_late += skipped
+        else:
+            self.skipped_in_bursts += skipped
 
     def _drop(self, reason: str) -> None:
         log.warning('%s: %s; recreating the driver', self.port, reason)

@@ -62,6 +62,7 @@ test-stress: venv browser tools foxglove-client
 
 lint: venv
 	$(BIN)/ruff check src test bench launch setup.py
+	$(BIN)/mypy
 
 bench: venv
 	$(BIN)/python -m bench

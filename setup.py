@@ -39,7 +39,7 @@ setup(
     version='0.1.0',
     package_dir={'': 'src'},
     packages=find_packages(where='src'),
-    package_data={package_name: ['bridge/static/*']},
+    package_data={package_name: ['bridge/static/*', 'py.typed']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

@@ -64,8 +64,8 @@ class FakeController:
         values = self._device(device)
         return [parameter_type(values.get(name)) for name in names]
 
-    async def set_parameters(self, device: str,
-                             values: dict[str, Any]) -> list[tuple[bool, str]]:
+    async def set_device_parameters(self, device: str,
+                                    values: dict[str, Any]) -> list[tuple[bool, str]]:
         stored = self._device(device)
         results = []
         for name, value in values.items():
@@ -79,7 +79,7 @@ class FakeController:
     async def parameter_names(self, device: str) -> list[str]:
         return list(self._device(device))
 
-    async def get_parameters(self, device: str, names: list[str]) -> list[tuple[int, Any]]:
+    async def get_device_parameters(self, device: str, names: list[str]) -> list[tuple[int, Any]]:
         values = self._device(device)
         return [(parameter_type(values.get(name)), values.get(name)) for name in names]
 

@@ -1,4 +1,4 @@
-"""Static checks: ruff configured like ament_flake8 (ruff.toml)."""
+"""Static checks: ruff configured like ament_flake8 (ruff.toml), and mypy (mypy.ini)."""
 
 from pathlib import Path
 import subprocess
@@ -17,4 +17,13 @@ def test_ruff():
     result = subprocess.run(
         [str(ruff), 'check', 'src', 'test', 'bench', 'launch', 'setup.py'],
         cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.linter
+def test_mypy():
+    mypy = Path(sys.executable).with_name('mypy')
+    if not mypy.exists():
+        pytest.skip('mypy is not installed in this environment')
+    result = subprocess.run([str(mypy)], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

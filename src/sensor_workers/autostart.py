@@ -9,7 +9,6 @@ def start_when_spinning(node: LifecycleNode) -> None:
     A failed configure leaves the node unconfigured and a failed activate leaves it inactive,
     as the transitions define, so whoever drives the lifecycle next sees a defined state.
     """
-    timer = None
 
     def run() -> None:
         node.destroy_timer(timer)

@@ -21,6 +21,7 @@ nothing starts when an executable to be started is not installed (launch_require
 from pathlib import Path
 import shutil
 import tempfile
+from typing import Any
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchContext, LaunchDescription
@@ -230,7 +231,7 @@ def _simulated_sensor_then(sensor: SimulatedSensor, manager: Node) -> list:
                              on_exit=Shutdown(reason='the simulated F/T sensor exited'))
     started: list[bool] = []
 
-    def on_output(event) -> list:
+    def on_output(event: Any) -> list:
         if started or b'link: ' not in event.text:
             return []
         started.append(True)

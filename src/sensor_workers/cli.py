@@ -85,11 +85,11 @@ def bridge_alone(config: Path) -> int:
     """Run the bridge (restarted when it dies) until SIGINT/SIGTERM."""
     lifetime.die_with_parent()
     env = _ros_environment()
-    bridge = _respawned_bridge(config, env)
+    bridge, bridge_pid = _respawned_bridge(config, env)
     url, _ = _bridge_url(config)
     print(f'sensor-workers: config {config}\n'
           f'  {_ros_variables(env)}\n'
-          f'  bridge pid {bridge.process.pid}: {url}/ (status: {url}/status)\n'
+          f'  bridge pid {bridge_pid}: {url}/ (status: {url}/status)\n'
           '  Ctrl-C stops it', flush=True)
     stop = _stop_on_signals()
     while not stop.wait(TICK_S):
@@ -97,12 +97,13 @@ def bridge_alone(config: Path) -> int:
     return 0 if _stop_all(_running({'bridge': bridge.stop_supervising()})) else 1
 
 
-def _respawned_bridge(config: Path, env: dict[str, str]) -> RespawnedProcess:
+def _respawned_bridge(config: Path, env: dict[str, str]) -> tuple[RespawnedProcess, int]:
+    """Start the bridge under supervision; return the supervisor and the first bridge's pid."""
     bridge = RespawnedProcess('bridge', lambda: _start(BRIDGE_MODULE, config, env))
     bridge.start()
     if bridge.process is None:
         raise SystemExit(f'sensor-workers: the bridge could not be started ({BRIDGE_MODULE})')
-    return bridge
+    return bridge, bridge.process.pid
 
 
 def _ros_variables(env: dict[str, str]) -> str:
@@ -127,7 +128,8 @@ def _run(config: Path, env: dict[str, str], run_dir: Path, with_bridge: bool) ->
         manager_args = ['-p', f'ft.parameters:={json.dumps(ft_parameters)}']
     manager = _start(MANAGER_MODULE, config, env, manager_args)
     bridge_installed = importlib.util.find_spec(BRIDGE_MODULE) is not None
-    bridge = _respawned_bridge(config, env) if with_bridge and bridge_installed else None
+    bridge, bridge_pid = (_respawned_bridge(config, env) if with_bridge and bridge_installed
+                          else (None, 0))
     devices = manager_section.get('devices', DEFAULT_DEVICES)
     url, _ = _bridge_url(config)
     lines = [
@@ -138,11 +140,11 @@ def _run(config: Path, env: dict[str, str], run_dir: Path, with_bridge: bool) ->
         + ' '.join(heartbeat_topic(d) for d in devices),
         '  services: ' + ' '.join(f'/manager/{d}/restart' for d in devices),
     ]
-    if sim is not None:
+    if simulated is not None and sim is not None:
         lines.append(f'  simulated F/T sensor pid {sim.pid} on {simulated.link} '
                      f'(fault injection: {simulated.control})')
     if bridge is not None:
-        lines.append(f'  bridge pid {bridge.process.pid}: {url}/ (status: {url}/status)')
+        lines.append(f'  bridge pid {bridge_pid}: {url}/ (status: {url}/status)')
     elif with_bridge:
         lines.append(f'  bridge: {BRIDGE_MODULE} is not installed; running without it')
     else:
@@ -160,7 +162,7 @@ def _run(config: Path, env: dict[str, str], run_dir: Path, with_bridge: bool) ->
             break
         if bridge is not None:
             bridge.tick()
-    children = {'manager': manager}
+    children: dict[str, subprocess.Popen | None] = {'manager': manager}
     if bridge is not None:
         children['bridge'] = bridge.stop_supervising()
     clean = _stop_all(_running(children))

@@ -162,7 +162,7 @@ class Heartbeat:
             level=level[0] if isinstance(level, bytes) else level,
             queue_dropped=self._queue.dropped)
         if self._pipe is not None:
-            self._write_pipe(record.pack())
+            self._write_pipe(self._pipe, record.pack())
         self._queue.submit(self._topic, record.to_status(self._name, message, hardware_id))
         return True
 
@@ -172,15 +172,15 @@ class Heartbeat:
         self._rate.clear()
         self.rate_hz = 0.0
 
-    def _write_pipe(self, data: bytes) -> None:
+    def _write_pipe(self, pipe: int, data: bytes) -> None:
         try:
-            os.write(self._pipe, data)
+            os.write(pipe, data)
         except BlockingIOError:
             pass  # the manager is behind: it has a newer beat coming, nothing to wait for
         except OSError as error:
             if error.errno != errno.EPIPE:
                 raise
-            os.close(self._pipe)  # the manager is gone; die_with_parent ends us
+            os.close(pipe)  # the manager is gone; die_with_parent ends us
             self._pipe = None
 
 

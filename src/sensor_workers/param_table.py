@@ -15,7 +15,7 @@ parameters of the file's own `devices`.
 """
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 import importlib
@@ -63,7 +63,7 @@ class ParamInfo:
     read_only: bool
 
 
-def node_class(node_name: str) -> type[Node]:
+def node_class(node_name: str) -> Callable[..., Node]:
     """Return the node class of `node_name` (raises ImportError when its module is missing)."""
     module = importlib.import_module(NODE_MODULES[node_name])
     classes = [c for _, c in inspect.getmembers(module, inspect.isclass)

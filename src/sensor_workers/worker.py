@@ -10,6 +10,7 @@ stalled DDS send must not stop the loop.
 from collections.abc import Callable
 import logging
 import threading
+from typing import Any, ClassVar
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import rclpy
@@ -42,9 +43,11 @@ class WorkerNode(LifecycleNode):
     # The shipped Fast DDS profile this worker loads when the user set none (paths.py): shared
     # memory only where the data needs it.
     FASTDDS_PROFILE = CELL_PROFILE
+    # The node's name (a launch file or `-r __node:=...` renames it).
+    NODE_NAME: ClassVar[str]
 
-    def __init__(self, node_name: str, **kwargs) -> None:
-        super().__init__(node_name, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(self.NODE_NAME, **kwargs)
         self.autostart: bool = declare(
             self, 'autostart', False,
             'Configure and activate on start instead of waiting for the manager.',
@@ -53,7 +56,7 @@ class WorkerNode(LifecycleNode):
             self, 'heartbeat_period_ms', 100,
             'Period of ~/heartbeat, sent from the hardware loop.',
             read_only=True, int_range=(10, 5000))
-        self.loop_publisher = LoopPublisher(node_name, self.PUBLISH_QUEUE,
+        self.loop_publisher = LoopPublisher(self.NODE_NAME, self.PUBLISH_QUEUE,
                                             self.PUBLISH_QUEUE_BYTES)
         # The hardware loop's thread while it runs, and the event that asks it to end.
         self.loop_thread: threading.Thread | None = None

@@ -56,7 +56,8 @@ def create_app(settings: BridgeSettings, hub: Hub, controller: Controller) -> Fa
     app.include_router(api_router)
     app.include_router(pages.router)
     generated = app.openapi  # FastAPI's, cached after its first call
-    app.openapi = lambda: name_the_devices(generated(), settings.devices)
+    # FastAPI's documented way to change the schema: replace the method on the instance.
+    app.openapi = lambda: name_the_devices(generated(), settings.devices)  # type: ignore[method-assign]
     # Files only under /static: a catch-all mount at / would answer a wrong method on an API
     # path with its own 404/405 (no `Allow`) instead of the route's 405.
     app.mount('/static', StaticFiles(directory=pages.STATIC_DIR), name='static')

@@ -21,12 +21,12 @@ class Controller(Protocol):
     async def parameter_types(self, device: str, names: list[str]) -> list[int]:
         """Return the declared rcl_interfaces ParameterType of each name (NOT_SET: undeclared)."""
 
-    async def set_parameters(self, device: str,
-                             values: dict[str, Any]) -> list[tuple[bool, str]]:
+    async def set_device_parameters(self, device: str,
+                                    values: dict[str, Any]) -> list[tuple[bool, str]]:
         """Set already validated values; return (successful, reason) per name, in order."""
 
     async def parameter_names(self, device: str) -> list[str]:
         """Return the names of the parameters the device's node declares."""
 
-    async def get_parameters(self, device: str, names: list[str]) -> list[tuple[int, Any]]:
+    async def get_device_parameters(self, device: str, names: list[str]) -> list[tuple[int, Any]]:
         """Return (ParameterType, Python value) per name, in order (NOT_SET: undeclared)."""

@@ -104,8 +104,9 @@ class DeviceTable:
         """Return what /status shows for one device."""
         device = self.devices[name]
         beat = device.heartbeat
-        fresh = device.heartbeat_at is not None and \
-            now - device.heartbeat_at < self.heartbeat_timeout(device)
+        fresh_beat = beat if device.heartbeat_at is not None and \
+            now - device.heartbeat_at < self.heartbeat_timeout(device) else None
+        fresh = fresh_beat is not None
         heartbeat_age_ms = None if device.heartbeat_at is None else \
             round((now - device.heartbeat_at) * 1000.0, 1)
         manager_fresh = device.manager_at is not None and self.manager_alive(now)
@@ -117,8 +118,12 @@ class DeviceTable:
             state = 'unknown' if beat is None else (DeviceState.ACTIVE.value if fresh else 'down')
             up = fresh
         # Figures: the worker's own heartbeat while it is fresh (10 Hz), else the manager's.
-        if fresh:
-            rate_hz, samples, dropped, pid = beat.rate_hz, beat.samples, beat.dropped, beat.pid
+        samples: int | None
+        dropped: int | None
+        pid: int | None
+        if fresh_beat is not None:
+            rate_hz, samples, dropped, pid = (fresh_beat.rate_hz, fresh_beat.samples,
+                                              fresh_beat.dropped, fresh_beat.pid)
         else:
             rate_hz = managed.get('rate_hz', 0.0) if up else 0.0
             samples = managed.get('samples', beat.samples if beat else None)
@@ -129,7 +134,8 @@ class DeviceTable:
             'state': state,
             'up': up,
             'source': 'manager' if manager_fresh else ('heartbeat' if beat else 'none'),
-            'level': managed.get('level', LEVELS.get(beat.level, 'stale') if fresh else 'stale'),
+            'level': managed.get('level',
+                                 LEVELS.get(fresh_beat.level, 'stale') if fresh_beat else 'stale'),
             'heartbeat_age_ms': heartbeat_age_ms,
             'rate_hz': rate_hz,
             'samples': samples,

@@ -249,20 +249,22 @@ class Hub:
                 return
             stamp_ns = 0
             if isinstance(item, Batch):
-                message: str | bytes = item.message(client.queue.total_dropped)
+                text = item.message(client.queue.total_dropped)
                 stamp_ns = item.oldest_ns
-                await send_text(message)
+                await send_text(text)
+                size = len(text)
             elif isinstance(item, imaging.Encoded):
-                message = item.message(client.queue.total_dropped)
+                data = item.message(client.queue.total_dropped)
                 stamp_ns = item.stamp_ns
-                await send_bytes(message)
+                await send_bytes(data)
+                size = len(data)
             else:
-                message = item
-                await send_text(message)
+                await send_text(item)
+                size = len(item)
             client.sent += 1
-            client.sent_bytes += len(message)
+            client.sent_bytes += size
             sent.inc()
-            sent_bytes.inc(len(message))
+            sent_bytes.inc(size)
             if stamp_ns > 0:
                 latency.observe(max(0.0, (time.time_ns() - stamp_ns) / 1e9))
 
@@ -309,8 +311,9 @@ class Hub:
             now = time.monotonic()
             wanted: dict[imaging.Variant, list[Client]] = {}
             for client in self.image_clients_of(stream.device):
-                if client.limiter is not None and client.limiter.accept(now):
-                    wanted.setdefault(client.image.variant, []).append(client)
+                image = client.image
+                if image is not None and client.limiter is not None and client.limiter.accept(now):
+                    wanted.setdefault(image.variant, []).append(client)
             for variant, clients in wanted.items():
                 try:
                     if imaging.is_copy(frame, variant):

@@ -29,6 +29,7 @@ import time
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 
 from sensor_workers.bridge import imaging
@@ -59,7 +60,7 @@ class CameraSource:
         self._fanout = fanout
         self._channel = channel
         self._frames = 0
-        self._subscription = None
+        self._subscription: Subscription | None = None
         self._reader = (FrameReader(channel_path(node.context.get_domain_id(),
                                                  f'/{stream.device}'))
                         if side_channel else None)

@@ -107,8 +107,8 @@ def to_array(frame: Frame) -> np.ndarray:
     encoding = frame.encoding.lower()
     if encoding not in _LAYOUT:
         raise UnsupportedEncoding(f'unsupported encoding {frame.encoding!r}')
-    dtype, channels = _LAYOUT[encoding]
-    dtype = np.dtype(dtype).newbyteorder('>' if frame.is_bigendian else '<')
+    item_type, channels = _LAYOUT[encoding]
+    dtype = np.dtype(item_type).newbyteorder('>' if frame.is_bigendian else '<')
     row_items = frame.width * channels
     buffer = np.frombuffer(frame.data, dtype=np.uint8)
     if frame.step < row_items * dtype.itemsize or buffer.size < frame.step * frame.height:

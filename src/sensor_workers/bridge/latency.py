@@ -26,7 +26,7 @@ EDGES = tuple(LOWEST_S * 2 ** (i / BINS_PER_OCTAVE) for i in range(OCTAVES * BIN
 class LatencyWindow:
     """Per-second latency histograms of one stream over the last `window_s` seconds."""
 
-    def __init__(self, window_s: int) -> None:
+    def __init__(self, window_s: float) -> None:
         self.window_s = window_s
         self._seconds: deque[tuple[int, list[int]]] = deque()
         self._lock = threading.Lock()

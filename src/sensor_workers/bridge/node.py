@@ -9,6 +9,7 @@ message deserialized from the same bytes (one DDS reader per topic, not two).
 
 import asyncio
 from collections.abc import Callable, Iterable
+import functools
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ import threading
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from fastapi import FastAPI
 from geometry_msgs.msg import WrenchStamped
 from rcl_interfaces.msg import Log, ParameterType
 from rcl_interfaces.srv import GetParameters, GetParameterTypes, ListParameters, SetParameters
@@ -30,6 +32,7 @@ from rclpy.parameter import parameter_value_to_python
 from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, Image, Temperature
 from std_srvs.srv import Trigger
 import uvicorn
@@ -69,7 +72,7 @@ def _namespace(topic: str) -> str:
 
 def _declare_settings(node: Node) -> BridgeSettings:
     """Declare every setting as a read-only parameter of `node`; return their values."""
-    values = {}
+    values: dict[str, Any] = {}
     for name, field in BridgeSettings.model_fields.items():
         default = field.default
         if isinstance(default, tuple):
@@ -86,7 +89,7 @@ def _declare_settings(node: Node) -> BridgeSettings:
 class BridgeNode(Node):
     """Subscribes to the device topics for the hub and makes the service calls of the API."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__('bridge', **kwargs)
         self.settings = _declare_settings(self)
         self.hub = Hub(self.settings)
@@ -116,7 +119,7 @@ class BridgeNode(Node):
                     lambda msg: hub.push_log(msg.name, msg.level, msg.msg, stamp_ns(msg)))
         for device in s.devices:
             self._serve(DiagnosticStatus, heartbeat_topic(device), qos.HEARTBEAT,
-                        lambda msg, name=device: self._on_heartbeat(name, msg))
+                        functools.partial(self._on_heartbeat, device))
             # Clients exist from the start: adding entities to a spinning node is avoided.
             for srv_type, name in self._device_services(device):
                 self._service_clients[name] = self.create_client(srv_type, name)
@@ -195,7 +198,7 @@ class BridgeNode(Node):
             await asyncio.sleep(0.05)
         answer: asyncio.Future = loop.create_future()
 
-        def done(future) -> None:
+        def done(future: Future) -> None:
             loop.call_soon_threadsafe(_transfer, future, answer)
 
         future = client.call_async(request)
@@ -224,8 +227,8 @@ class BridgeNode(Node):
             types.append(single.types[0] if single.types else ParameterType.PARAMETER_NOT_SET)
         return types
 
-    async def set_parameters(self, device: str,
-                             values: dict[str, Any]) -> list[tuple[bool, str]]:
+    async def set_device_parameters(self, device: str,
+                                    values: dict[str, Any]) -> list[tuple[bool, str]]:
         response = await self.call(f'/{device}/set_parameters', set_parameters_request(values))
         return outcomes(response)
 
@@ -233,7 +236,7 @@ class BridgeNode(Node):
         response = await self.call(f'/{device}/list_parameters', ListParameters.Request())
         return list(response.result.names)
 
-    async def get_parameters(self, device: str, names: list[str]) -> list[tuple[int, Any]]:
+    async def get_device_parameters(self, device: str, names: list[str]) -> list[tuple[int, Any]]:
         response = await self.call(f'/{device}/get_parameters', GetParameters.Request(names=names))
         if len(response.values) != len(names):
             raise ServiceUnavailable(f'/{device}/get_parameters answered '
@@ -241,7 +244,7 @@ class BridgeNode(Node):
         return [(value.type, parameter_value_to_python(value)) for value in response.values]
 
 
-def _transfer(source, target: asyncio.Future) -> None:
+def _transfer(source: Future, target: asyncio.Future) -> None:
     if target.done():
         return
     exception = source.exception()
@@ -302,7 +305,7 @@ def listen_socket(host: str, port: int, send_buffer_bytes: int = 0) -> socket.so
     return sock
 
 
-def server_config(app, settings: BridgeSettings) -> uvicorn.Config:
+def server_config(app: FastAPI, settings: BridgeSettings) -> uvicorn.Config:
     return uvicorn.Config(
         app, lifespan='on', log_level='warning', access_log=False,
         # permessage-deflate makes binary frames crawl (FACTS.md): never negotiate it.

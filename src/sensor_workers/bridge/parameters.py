@@ -5,7 +5,7 @@ declares, and only the valid ones are sent; the node's own refusals come back pe
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sensor_workers.bridge.controller import Controller
 from sensor_workers.bridge.request_checks import InvalidRequest, check_parameter_body, coerce
@@ -16,7 +16,7 @@ class Outcome:
     """What became of one parameter: `applied`, `refused` (by the node) or `invalid` (by us)."""
 
     successful: bool
-    status: str
+    status: Literal['applied', 'refused', 'invalid']
     reason: str
 
 
@@ -37,7 +37,7 @@ async def set_parameters(controller: Controller, device: str,
         except InvalidRequest as error:
             results[name] = Outcome(False, 'invalid', str(error))
     if to_set:
-        answers = await controller.set_parameters(device, to_set)
+        answers = await controller.set_device_parameters(device, to_set)
         for name, (successful, reason) in zip(to_set, answers, strict=True):
             results[name] = Outcome(successful, 'applied' if successful else 'refused', reason)
     return {name: results[name] for name in names}

@@ -6,6 +6,7 @@ so the parameters, their validation and the README's table (generated from the n
 drift apart.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 import annotated_types
@@ -90,7 +91,7 @@ class BridgeSettings(BaseModel):
 
     @field_validator('allowed_origins', 'devices', 'cameras', mode='before')
     @classmethod
-    def _drop_empty(cls, value):
+    def _drop_empty(cls, value: Iterable[str]) -> tuple[str, ...]:
         # ROS string arrays cannot be empty in YAML without a type, so [''] means none.
         return tuple(v for v in value if v)
 

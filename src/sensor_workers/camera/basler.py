@@ -106,7 +106,8 @@ def use_emulator(count: int = 1) -> None:
     os.environ[EMULATION_ENV] = str(count)
 
 
-def _pylon():
+def _pylon() -> tuple[Any, Any]:
+    """Return pypylon's `pylon` and `genicam` modules, imported on first use (slow)."""
     from pypylon import genicam, pylon
 
     return pylon, genicam
@@ -129,7 +130,7 @@ class BaslerCamera:
         self._camera = None
         self._grabbing = False
         self._removed = threading.Event()
-        self._handler = None
+        self._handler: object | None = None
 
     # Connection
 
@@ -173,7 +174,7 @@ class BaslerCamera:
         self.serial = chosen.GetSerialNumber()
         self.model = chosen.GetModelName()
         self._removed.clear()
-        self._register_removal_handler()
+        self._register_removal_handler(camera)
         camera.MaxNumBuffer.Value = self.buffers
         if _available(camera, 'GevTimestampTickFrequency'):
             self.tick_ns = 1e9 / camera.GevTimestampTickFrequency.Value
@@ -207,17 +208,17 @@ class BaslerCamera:
             self._removed.set()
         return self._removed.is_set()
 
-    def _register_removal_handler(self) -> None:
+    def _register_removal_handler(self, camera: Any) -> None:
         pylon, _ = _pylon()
         removed = self._removed
 
-        class RemovalHandler(pylon.ConfigurationEventHandler):
-            def OnCameraDeviceRemoved(self, camera) -> None:  # noqa: N802 pylon's name
+        class RemovalHandler(pylon.ConfigurationEventHandler):  # type: ignore[name-defined]
+            def OnCameraDeviceRemoved(self, camera: Any) -> None:  # noqa: N802 pylon's name
                 removed.set()
 
-        self._handler = RemovalHandler()
-        self._camera.RegisterConfiguration(
-            self._handler, pylon.RegistrationMode_Append, pylon.Cleanup_None)
+        handler = RemovalHandler()
+        camera.RegisterConfiguration(handler, pylon.RegistrationMode_Append, pylon.Cleanup_None)
+        self._handler = handler  # Cleanup_None: the camera does not own it, we keep it alive
 
     # Grabbing
 
@@ -425,18 +426,18 @@ class BaslerCamera:
 
     # Helpers
 
-    def _require_open(self):
+    def _require_open(self) -> Any:
         if self._camera is None:
             raise CameraError('camera is not open')
         return self._camera
 
-    def _require_emulator(self):
+    def _require_emulator(self) -> Any:
         camera = self._require_open()
         if not _available(camera, 'ForceFailedBuffer'):
             raise CameraError('fault injection needs the pylon camera emulator')
         return camera
 
-    def _feature(self, names: tuple[str, ...], required: bool = True):
+    def _feature(self, names: tuple[str, ...], required: bool = True) -> Any:
         camera = self._require_open()
         for name in names:
             if _available(camera, name):
@@ -446,7 +447,7 @@ class BaslerCamera:
         return None
 
 
-def _available(camera, name: str) -> bool:
+def _available(camera: Any, name: str) -> bool:
     _, genicam = _pylon()
     try:
         return genicam.IsAvailable(getattr(camera, name))
@@ -454,19 +455,20 @@ def _available(camera, name: str) -> bool:
         return False
 
 
-def _turn_off(camera, name: str) -> None:
+def _turn_off(camera: Any, name: str) -> None:
     _, genicam = _pylon()
     if _available(camera, name) and genicam.IsWritable(getattr(camera, name)):
         getattr(camera, name).Value = 'Off'
 
 
-def _check_range(feature, name: str, value: float) -> None:
+def _check_range(feature: Any, name: str, value: float) -> None:
     low, high = feature.Min, feature.Max
     if not low <= value <= high:
         raise CameraError(f'{name} {value:g} is outside the camera range [{low:g}, {high:g}]')
 
 
-def _check_axis(size, offset, size_name: str, offset_name: str, value: int, start: int) -> None:
+def _check_axis(size: Any, offset: Any, size_name: str, offset_name: str, value: int,
+                start: int) -> None:
     """Check one ROI axis against the sensor: increments, minimum, and offset + size <= max."""
     sensor = size.Max + offset.Value  # the size maximum shrinks by the current offset
     if start < 0 or start > sensor - size.Min:
@@ -486,7 +488,7 @@ def _check_axis(size, offset, size_name: str, offset_name: str, value: int, star
                           f'{size.Inc}')
 
 
-def _write_axis(size, offset, value: int, start: int) -> None:
+def _write_axis(size: Any, offset: Any, value: int, start: int) -> None:
     """Write an ROI axis in an order the camera accepts from any previous ROI."""
     offset.Value = 0
     sensor = size.Max

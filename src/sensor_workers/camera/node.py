@@ -14,16 +14,19 @@ subscriber compares the number of images it received with `frames_published` ove
 window (e.g. between a deactivate and an activate) to find transport losses.
 """
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -39,7 +42,7 @@ from sensor_workers.camera.basler import (
     Frame,
     Settings,
 )
-from sensor_workers.camera.recorder import Record, Recorder
+from sensor_workers.camera.recorder import Record, Recorder, Summary
 from sensor_workers.camera.timestamps import TimestampMapper
 from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
 from sensor_workers.params import accepted, declare, refused
@@ -53,6 +56,7 @@ FAILURES_BEFORE_RECONNECT = 10  # consecutive failed buffers / timeouts that mea
 RECONNECT_PERIOD_S = 1.0
 FAILED_BUFFERS_PER_REQUEST = 5  # ~/emulator/fail_buffers
 REQUEST_TIMEOUT_S = 10.0
+T = TypeVar('T')
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 
@@ -75,8 +79,10 @@ class CameraNode(WorkerNode):
     PUBLISH_QUEUE = 128
     PUBLISH_QUEUE_BYTES = 128 << 20
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__('camera', **kwargs)
+    NODE_NAME = 'camera'
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         # Every frame passes through fresh frame-sized buffers (the copy out of pylon, the CDR
         # bytes): glibc's default hands them back to the kernel and faults new pages in for
         # the next frame. Serializing a 2448x2048 Image in a fresh process: 24-30 ms with the
@@ -403,7 +409,7 @@ class CameraNode(WorkerNode):
 
     def _write_side_channel(self, frame: Frame, stamp_ns: int) -> None:
         side_channel = self._side_channel
-        assert side_channel is not None
+        assert side_channel is not None and frame.data is not None  # a grabbed frame
         try:
             side_channel.write(frame.data, stamp_ns, frame.width, frame.height, frame.step,
                                frame.encoding)
@@ -434,12 +440,12 @@ class CameraNode(WorkerNode):
 
     # Work handed to the grab thread
 
-    def _on_camera(self, work):
+    def _on_camera(self, work: Callable[[], T]) -> T:
         """Run `work()` where the camera may be touched: on the grab thread if it runs."""
         thread = self.loop_thread
         if thread is None or not thread.is_alive():
             return work()
-        future: Future = Future()
+        future: Future[T] = Future()
         self._requests.put((work, future))
         return future.result(timeout=REQUEST_TIMEOUT_S)
 
@@ -456,7 +462,7 @@ class CameraNode(WorkerNode):
 
     # Parameters
 
-    def _on_set_parameters(self, parameters):
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         values = {p.name: p.value for p in parameters}
         changes = {k: v for k, v in values.items() if k in Settings.field_names()}
         new_calibration = None
@@ -502,7 +508,8 @@ class CameraNode(WorkerNode):
 
     # Services
 
-    def _start_recording(self, request, response):
+    def _start_recording(self, request: Trigger.Request,
+                         response: Trigger.Response) -> Trigger.Response:
         try:
             path = self._recorder.start(self._recording_dir, prefix=self._camera_name)
         except (RuntimeError, OSError) as error:
@@ -512,7 +519,8 @@ class CameraNode(WorkerNode):
         response.success, response.message = True, str(path)
         return response
 
-    def _stop_recording(self, request, response):
+    def _stop_recording(self, request: Trigger.Request,
+                        response: Trigger.Response) -> Trigger.Response:
         summary = self._finish_recording()
         if summary is None:
             response.success, response.message = False, 'not recording'
@@ -523,22 +531,25 @@ class CameraNode(WorkerNode):
                                                             if self._recorder.error else ''))
         return response
 
-    def _finish_recording(self):
+    def _finish_recording(self) -> Summary | None:
         summary = self._recorder.stop()
         if summary is not None:
             self.get_logger().info(
                 f'recorded {summary.frames} frames to {summary.path} ({summary.dropped} dropped)')
         return summary
 
-    def _emulate_failed_buffers(self, request, response):
+    def _emulate_failed_buffers(self, request: Trigger.Request,
+                                response: Trigger.Response) -> Trigger.Response:
         return self._fault(response, lambda camera: camera.emulate_failed_buffers(
             FAILED_BUFFERS_PER_REQUEST), f'the next {FAILED_BUFFERS_PER_REQUEST} grabs fail')
 
-    def _emulate_removal(self, request, response):
+    def _emulate_removal(self, request: Trigger.Request,
+                         response: Trigger.Response) -> Trigger.Response:
         return self._fault(response, lambda camera: camera.emulate_removal(),
                            'removal event fired')
 
-    def _fault(self, response, inject, message: str):
+    def _fault(self, response: Trigger.Response, inject: Callable[[BaslerCamera], object],
+               message: str) -> Trigger.Response:
         camera = self._camera
         if camera is None or self._state == 'lost' or not camera.is_open:
             response.success, response.message = False, 'the camera is not open'

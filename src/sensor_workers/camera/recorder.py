@@ -14,7 +14,7 @@ from pathlib import Path
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 from mcap.well_known import MessageEncoding, Profile, SchemaEncoding
 from mcap.writer import CompressionType, Writer
@@ -150,7 +150,7 @@ class Recorder:
             assert self.path is not None
             return Summary(self.path, self.frames, self.dropped)
 
-    def _run(self, stream, pending: queue.Queue) -> None:
+    def _run(self, stream: BinaryIO, pending: queue.Queue) -> None:
         writer = Writer(stream, compression=CompressionType.NONE)
         writer.start(profile=Profile.ROS2, library='sensor_workers camera recorder')
         schemas: dict[str, int] = {}

@@ -9,11 +9,13 @@ executor thread only serves parameters, services, lifecycle transitions and the 
 
 from collections import deque
 import os
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import Temperature
 from std_srvs.srv import Trigger
 
@@ -47,8 +49,10 @@ class FtNode(WorkerNode):
     # (config/fastdds_udp.xml).
     FASTDDS_PROFILE = UDP_PROFILE
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__('ft', **kwargs)
+    NODE_NAME = 'ft'
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._backend: Backend | None = None
         self._sim: OwnSimulator | None = None
         self._device = ''
@@ -105,7 +109,7 @@ class FtNode(WorkerNode):
 
     # Parameters
 
-    def _on_set_parameters(self, parameters) -> SetParametersResult:
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         values = {p.name: p.value for p in parameters}
         reason = self._check(
             values.get('backend', self.backend_name),
@@ -169,7 +173,7 @@ class FtNode(WorkerNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         try:
-            self._backend.start()
+            self._configured_backend().start()
         except Exception as error:  # noqa: BLE001 one line and FAILURE, never a traceback
             self.get_logger().error(f'activate failed: {error}')
             return TransitionCallbackReturn.FAILURE
@@ -183,7 +187,7 @@ class FtNode(WorkerNode):
         self.stop_loop()
         self.flush_publishing()
         try:
-            self._backend.stop()
+            self._configured_backend().stop()
         except BackendError as error:
             self.get_logger().warning(f'deactivate: {error}')
         return super().on_deactivate(state)
@@ -195,6 +199,12 @@ class FtNode(WorkerNode):
     def release_hardware(self) -> None:
         self.stop_loop()
         self._close()
+
+    def _configured_backend(self) -> Backend:
+        """Return the backend; the lifecycle activates and deactivates configured nodes only."""
+        if self._backend is None:
+            raise RuntimeError('the node is not configured')
+        return self._backend
 
     def _close(self) -> None:
         if self._backend is not None:
@@ -209,17 +219,16 @@ class FtNode(WorkerNode):
 
     def _start_sim(self) -> str:
         """Start `bota_sim` as a child process and return its stable port link."""
-        self._sim = OwnSimulator(self.sinc_length)
+        sim = OwnSimulator(self.sinc_length)
         try:
-            link = self._sim.start({**os.environ, **child_environment(),
-                                    'PYTHONUNBUFFERED': '1'})
+            process = sim.start({**os.environ, **child_environment(), 'PYTHONUNBUFFERED': '1'})
         except RuntimeError as error:
-            self._sim = None
             raise BackendError(str(error)) from error
+        self._sim = sim
         self.get_logger().info(
-            f'simulated sensor pid {self._sim.process.pid} on {link} '
-            f'(fault injection: {self._sim.sensor.control})')
-        return str(link)
+            f'simulated sensor pid {process.pid} on {sim.sensor.link} '
+            f'(fault injection: {sim.sensor.control})')
+        return str(sim.sensor.link)
 
     def _stop_sim(self) -> None:
         if self._sim is not None:
@@ -267,7 +276,7 @@ class FtNode(WorkerNode):
             # else: SIGINT/SIGTERM shut the context down under us; run_worker cleans up.
 
     def _read_samples(self) -> None:
-        backend = self._backend
+        backend = self._configured_backend()
         heartbeat = self.heartbeat
         clock = self.get_clock()
         wrench_pub, temperature_pub = self._wrench_pub, self._temperature_pub

@@ -25,7 +25,7 @@ from Python (`BotaSimulator.inject`) or into a running process through its contr
 """
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import errno
 import logging
@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 import tty
+from types import FrameType
 
 from sensor_workers.ft import protocol
 from sensor_workers.lifetime import die_with_parent
@@ -139,7 +140,7 @@ class BotaSimulator:
         boot_mode: str = 'run',
         start_counter: int = 0,
         seed: int = 0,
-        announce=None,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.sinc_length = sinc_length
         self.link = Path(link) if link else None
@@ -227,7 +228,8 @@ class BotaSimulator:
         if self._control_sock is not None:
             self._control_sock.close()
             self._control_sock = None
-            self.control_path.unlink(missing_ok=True)
+            if self.control_path is not None:
+                self.control_path.unlink(missing_ok=True)
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -295,7 +297,7 @@ class BotaSimulator:
                 timeout_ns = self._due_ns(self._next_counter) - time.monotonic_ns()
             else:
                 timeout_ns = 50_000_000
-            fds = [self._wake_r]
+            fds: list[int | socket.socket] = [self._wake_r]
             if self._master >= 0:
                 fds.append(self._master)
             if self._control_sock is not None:
@@ -304,7 +306,7 @@ class BotaSimulator:
             if self._wake_r in readable:
                 os.read(self._wake_r, 4096)
             if self._control_sock is not None and self._control_sock in readable:
-                self._read_control()
+                self._read_control(self._control_sock)
             if self._master >= 0 and self._master in readable:
                 self._read_commands()
 
@@ -314,7 +316,7 @@ class BotaSimulator:
         Installed before `open()`: a SIGTERM between the link appearing and the serving loop
         used to kill the simulator with the default action, leaving its link and run directory.
         """
-        def on_signal(signum, frame):
+        def on_signal(signum: int, frame: FrameType | None) -> None:
             self._stopping = True
             self._wake()
         signal.signal(signal.SIGTERM, on_signal)
@@ -404,10 +406,10 @@ class BotaSimulator:
                 self._close_pty()
                 self._reopen_at = now + max(1, int(args[0])) * 1_000_000
 
-    def _read_control(self) -> None:
+    def _read_control(self, control: socket.socket) -> None:
         while True:
             try:
-                data = self._control_sock.recv(4096)
+                data = control.recv(4096)
             except BlockingIOError:
                 return
             try:

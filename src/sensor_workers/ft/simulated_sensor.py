@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 from sensor_workers.config_file import node_parameters
 
@@ -52,7 +53,7 @@ class SimulatedSensor:
                    '--link', str(self.link), '--control', str(self.control)]
         return command + ['--remove-dir', str(self.run_dir)] if self.removes_run_dir else command
 
-    def start(self, env: Mapping[str, str], **popen_options) -> subprocess.Popen:
+    def start(self, env: Mapping[str, str], **popen_options: Any) -> subprocess.Popen:
         """Start the simulator and return once its link exists; raise RuntimeError otherwise."""
         with open(self.log_path, 'wb') as log:
             process = subprocess.Popen(  # noqa: S603 our own interpreter and module
@@ -87,14 +88,14 @@ class OwnSimulator:
                                       removes_run_dir=True)
         self.process: subprocess.Popen | None = None
 
-    def start(self, env: Mapping[str, str]) -> Path:
-        """Start the child; return its port link. Raise RuntimeError when it does not start."""
+    def start(self, env: Mapping[str, str]) -> subprocess.Popen:
+        """Start the child (its port link: `sensor.link`); raise RuntimeError if it fails."""
         try:
             self.process = self.sensor.start(env)
         except RuntimeError:
             self.stop()
             raise
-        return self.sensor.link
+        return self.process
 
     def stop(self) -> None:
         if self.process is not None:

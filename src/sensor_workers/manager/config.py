@@ -7,6 +7,7 @@ configure, into the plain objects the rest of the manager works with: a `WorkerS
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
@@ -113,7 +114,7 @@ def config_file(node: Node, started_with: Path | None) -> Path:
 
 def worker_spec(node: Node, device: str, default_params_file: Path) -> WorkerSpec:
     """Describe the worker of `device` from its parameters; ValueError on a malformed entry."""
-    def value(name: str):
+    def value(name: str) -> Any:
         try:
             return node.get_parameter(f'{device}.{name}').value
         except ParameterUninitializedException:  # an array parameter nobody set

@@ -10,6 +10,7 @@ Heartbeats come through a pipe per worker (heartbeat.py), read on every tick, an
 """
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from functools import partial
 import logging
 from pathlib import Path
@@ -18,12 +19,14 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future as RclpyFuture
 from std_srvs.srv import Trigger
 
 from sensor_workers import paths, qos
@@ -125,7 +128,7 @@ class Device:
 class ManagerNode(LifecycleNode):
     """Supervisor of the device workers (`camera`, `ft`)."""
 
-    def __init__(self, default_config: Path | None = None, **kwargs) -> None:
+    def __init__(self, default_config: Path | None = None, **kwargs: Any) -> None:
         super().__init__('manager', **kwargs)
         self._default_config = default_config
         config.declare_parameters(self)
@@ -280,7 +283,8 @@ class ManagerNode(LifecycleNode):
         future = self._spawner.spawn(device.spec, on_exit)
         future.add_done_callback(lambda f: self._post(('spawned', device, generation, f)))
 
-    def _on_spawned(self, device: Device, generation: int, future) -> None:
+    def _on_spawned(self, device: Device, generation: int,
+                    future: 'Future[tuple[WorkerProcess, list[str]]]') -> None:
         now = time.monotonic()
         try:
             process, warnings = future.result()
@@ -324,8 +328,8 @@ class ManagerNode(LifecycleNode):
     # Warm standbys
 
     def _ensure_standby(self, device: Device, now: float) -> None:
-        active = device.policy.phase is DeviceState.ACTIVE and device.liveness is not None
-        if not device.standby.wanted(now - device.liveness.active_at if active else None):
+        liveness = device.liveness if device.policy.phase is DeviceState.ACTIVE else None
+        if not device.standby.wanted(now - liveness.active_at if liveness is not None else None):
             return
         device.standby.pending = True
 
@@ -335,7 +339,8 @@ class ManagerNode(LifecycleNode):
         future = self._spawner.spawn(device.spec, on_exit, standby=True)
         future.add_done_callback(lambda f: self._post(('standby_spawned', device, f)))
 
-    def _on_standby_spawned(self, device: Device, future) -> None:
+    def _on_standby_spawned(self, device: Device,
+                            future: 'Future[tuple[WorkerProcess, list[str]]]') -> None:
         device.standby.pending = False
         try:
             process, _ = future.result()
@@ -376,7 +381,7 @@ class ManagerNode(LifecycleNode):
         else:
             self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
 
-    def _on_deactivated(self, device: Device, generation: int, future) -> None:
+    def _on_deactivated(self, device: Device, generation: int, future: RclpyFuture) -> None:
         if generation == device.generation and device.terminate_at is not None:
             self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
 
@@ -453,7 +458,8 @@ class ManagerNode(LifecycleNode):
 
     # Services
 
-    def on_restart(self, device: Device, request, response):
+    def on_restart(self, device: Device, request: Trigger.Request,
+                   response: Trigger.Response) -> Trigger.Response:
         if self._stopping:
             response.success = False
             response.message = 'the manager is stopping'

@@ -220,10 +220,13 @@ class WorkerProcess:
 
     def go(self) -> bool:
         """Tell a warm standby to take over; return False if it is not listening any more."""
+        stdin = self.popen.stdin
+        if stdin is None:
+            return False
         try:
-            self.popen.stdin.write(b'go\n')
-            self.popen.stdin.close()
-        except (AttributeError, OSError, ValueError):
+            stdin.write(b'go\n')
+            stdin.close()
+        except (OSError, ValueError):
             return False
         return True
 

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             if frame is None:
                 continue
             arrival_ns = time.time_ns()
-            checksum = zlib.crc32(frame.data) if args.checksums else 0
+            checksum = zlib.crc32(frame.data.data) if args.checksums else 0
             if not reader.intact(frame):  # overwritten while we read it
                 torn_in_use += 1
                 continue

@@ -82,7 +82,7 @@ class FrameReader:
 
     def open(self) -> bool:
         """Map the file if it exists and is laid out; return whether it is mapped."""
-        if self._map is not None:
+        if self._map is not None and self._fd is not None:
             if os.fstat(self._fd).st_nlink > 0:
                 return True
             self.close()  # its writer removed it: look for a new one under the name
@@ -122,7 +122,7 @@ class FrameReader:
         mapping = self._map
         assert mapping is not None and self._fd is not None
         generation = mapping.word(layout.GENERATION_AT)
-        magic, version, slot_count, slot_size, *_ = layout.HEADER.unpack_from(mapping.bytes)
+        magic, version, slot_count, slot_size, *_ = layout.HEADER.unpack_from(mapping.bytes.data)
         if (magic, version) != (layout.MAGIC, layout.VERSION) or not generation:
             return False
         size = layout.file_size(slot_count, slot_size)
@@ -156,8 +156,10 @@ class FrameReader:
         assert mapping is not None
         if mapping.word(layout.GENERATION_AT) != self.generation and not self._sync_layout():
             return None
+        mapping = self._map  # _sync_layout remaps a file that grew
+        assert mapping is not None
         for _ in range(self._slot_count):
-            latest = self._seen_latest = self._map.word(layout.LATEST_AT)
+            latest = self._seen_latest = mapping.word(layout.LATEST_AT)
             if latest == 0 or latest <= self._last_seq:
                 return None
             # The writer may be filling the slot after `latest` already: leave that one out.
@@ -191,7 +193,7 @@ class FrameReader:
             return None
         start = offset + layout.SLOT_FIELDS_AT
         stamp_ns, width, height, step, bigendian, size, encoding = layout.SLOT_FIELDS.unpack(
-            mapping.bytes[start:start + layout.SLOT_FIELDS.size])
+            mapping.bytes[start:start + layout.SLOT_FIELDS.size].data)
         if size > self._slot_size - layout.SLOT_HEADER:
             return None  # fields of a newer frame being written
         start = offset + layout.SLOT_HEADER

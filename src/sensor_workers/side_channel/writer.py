@@ -12,6 +12,7 @@ that never blocks); only a frame larger than the slots lays the file out anew (O
 says so itself (reader.py).
 """
 
+import array
 import fcntl
 import logging
 import os
@@ -110,7 +111,8 @@ class FrameWriter:
         self._seq = 0
         mapping.wake(layout.LATEST_AT)
 
-    def write(self, data, stamp_ns: int, width: int, height: int, step: int, encoding: str,
+    def write(self, data: bytes | memoryview | array.array | np.ndarray, stamp_ns: int,
+              width: int, height: int, step: int, encoding: str,
               is_bigendian: bool = False) -> int:
         """Put one frame into the next slot; return its sequence number."""
         pixels = np.frombuffer(data, dtype=np.uint8)

@@ -63,14 +63,14 @@ def two_hosts(tag: str, private_shm: tuple[bool, bool] = (False, True)) -> Itera
     Every process started inside must have ended before the block ends.
     """
     subnet = f'10.{200 + int(tag) % 50}.{int(tag) // 50 % 250}'
-    hosts = tuple(Host(f'sw{tag}{side}', f'sw{tag}{side}', f'{subnet}.{n}', shm)
-                  for side, n, shm in (('a', 1, private_shm[0]), ('b', 2, private_shm[1])))
+    a = Host(f'sw{tag}a', f'sw{tag}a', f'{subnet}.1', private_shm[0])
+    b = Host(f'sw{tag}b', f'sw{tag}b', f'{subnet}.2', private_shm[1])
+    hosts = (a, b)
     made: list[str] = []
     try:
         for host in hosts:
             _run(['ip', 'netns', 'add', host.namespace])
             made.append(host.namespace)
-        a, b = hosts
         _run(['ip', 'link', 'add', a.interface, 'netns', a.namespace, 'type', 'veth',
               'peer', 'name', b.interface, 'netns', b.namespace])
         for host in hosts:

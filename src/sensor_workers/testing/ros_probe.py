@@ -16,6 +16,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RclpyParameter
+from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
 
@@ -206,10 +207,12 @@ class RosProbe:
         def on_message(_serialized: bytes, info: dict) -> None:
             stats.add(info['publication_sequence_number'], time.monotonic())
 
-        self.node.create_subscription(msg_type, topic, on_message, qos, raw=True)
+        # rclpy hands a two-argument callback the message info too; its annotation omits that.
+        self.node.create_subscription(msg_type, topic, on_message, qos,  # type: ignore[arg-type]
+                                      raw=True)
         return stats
 
-    def publisher(self, msg_type: type, topic: str, qos: QoSProfile | int = 10):
+    def publisher(self, msg_type: type, topic: str, qos: QoSProfile | int = 10) -> Publisher:
         return self.node.create_publisher(msg_type, topic, qos)
 
     # Services

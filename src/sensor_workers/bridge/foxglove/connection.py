@@ -160,7 +160,7 @@ class Connection:
         for device, names in wanted.items():
             if not names:
                 continue
-            values = await self.controller.get_parameters(device, names)
+            values = await self.controller.get_device_parameters(device, names)
             for name, (declared, value) in zip(names, values, strict=True):
                 parameter = to_foxglove(full_name(device, name), declared, value)
                 if parameter is not None:

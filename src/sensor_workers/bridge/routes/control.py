@@ -1,6 +1,7 @@
 """Control: parameters, recording, tare and restart, mapped onto ROS services with timeouts."""
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, HTTPException, Path
 from fastapi.responses import JSONResponse
@@ -34,6 +35,7 @@ router = APIRouter(prefix='/devices', tags=['control'])
 DeviceName = Annotated[str, Path(description='A device of the `devices` parameter (404 if not)',
                                  examples=['ft', 'camera'])]
 TRIGGER_ERRORS = errors(*SERVICE, 409, 422, *BODY)
+T = TypeVar('T')
 
 
 def _device(settings: BridgeSettings, name: str) -> str:
@@ -43,7 +45,7 @@ def _device(settings: BridgeSettings, name: str) -> str:
     return name
 
 
-async def _call(coroutine) -> Any:
+async def _call(coroutine: Awaitable[T]) -> T:
     try:
         return await coroutine
     except ServiceUnavailable as error:

@@ -17,7 +17,7 @@ from sensor_workers.bridge.controller import Controller
 from sensor_workers.bridge.foxglove.connection import Connection
 from sensor_workers.bridge.foxglove.protocol import SUBPROTOCOLS
 from sensor_workers.bridge.foxglove.services import trigger_services
-from sensor_workers.bridge.foxglove.session import Subscription
+from sensor_workers.bridge.foxglove.session import Session, Subscription
 from sensor_workers.bridge.hub import Client, Hub, device_of
 from sensor_workers.bridge.routes.ws import (
     BAD_REQUEST,
@@ -53,8 +53,10 @@ async def foxglove(websocket: WebSocket) -> None:
     except Refused as refused:
         await websocket.close(refused.code, refused.reason)
         return
-    connection = _connection(client, hub, websocket.app.state.controller)
-    sender = asyncio.create_task(client.session.run_sender(
+    session = client.session
+    assert session is not None  # the hub gives every Foxglove client its session
+    connection = _connection(session, hub, websocket.app.state.controller)
+    sender = asyncio.create_task(session.run_sender(
         websocket.send_text, websocket.send_bytes, _counter(client, hub)))
     try:
         await _receive(websocket, connection, sender)
@@ -66,14 +68,13 @@ async def foxglove(websocket: WebSocket) -> None:
             await sender
 
 
-def _connection(client: Client, hub: Hub, controller: Controller) -> Connection:
+def _connection(session: Session, hub: Hub, controller: Controller) -> Connection:
     settings = hub.settings
     ft_devices = [device_of(settings.wrench_topic, settings.devices)]
     services = trigger_services(settings.devices, settings.cameras,
                                 [d for d in ft_devices if d in settings.devices],
                                 settings.manager_name)
-    connection = Connection(client.session, hub.foxglove, controller, settings.devices,
-                            services)
+    connection = Connection(session, hub.foxglove, controller, settings.devices, services)
     connection.greet(SERVER_NAME, hub.foxglove.metadata)
     return connection
 

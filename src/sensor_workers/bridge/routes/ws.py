@@ -10,7 +10,7 @@ A connection is accepted first and then closed with a code when refused, so clie
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 import contextlib
 import json
 import logging
@@ -142,7 +142,7 @@ async def _serve(websocket: WebSocket, topic: str) -> None:
 
 
 async def client_messages(websocket: WebSocket,
-                          sender: asyncio.Task) -> AsyncIterator[dict[str, Any]]:
+                          sender: asyncio.Task) -> AsyncIterator[MutableMapping[str, Any]]:
     """Yield the client's messages until it leaves or `sender` ends (a send failed)."""
     receiving = asyncio.ensure_future(websocket.receive())
     try:
@@ -184,7 +184,8 @@ def _apply(request: Any, client: Client, hub: Hub) -> None:
         if 'token' in request:
             raise Refused(BAD_REQUEST, "unknown parameter 'token'")
         client.image = image_options(request, hub, client.image)
-        client.limiter.max_fps = client.image.max_fps
+        if client.limiter is not None:
+            client.limiter.max_fps = client.image.max_fps
     elif client.topic == 'events':
         client.log_level = events_log_level(request, client.log_level)
     elif request:

@@ -136,7 +136,7 @@ class BotaDriverBackend:
             self._drop('driver stuck in ERROR_PROCESSING')
             return None
         if self._last_timestamp is not None:
-            self._count_skipped(raw.timestamp, reader_late=called - self._last_new)
+            self._count_skipped(raw.timestamp - self._last_timestamp, called - self._last_new)
         self._last_timestamp = raw.timestamp
         self._last_new = now
         self.frames += 1
@@ -154,12 +154,12 @@ class BotaDriverBackend:
             'skipped_in_bursts': self.skipped_in_bursts,
         }
 
-    def _count_skipped(self, timestamp_us: int, reader_late: float) -> None:
-        """Count the frames the driver skipped before `timestamp_us`, by cause.
+    def _count_skipped(self, step_us: int, reader_late: float) -> None:
+        """Count the frames the driver skipped between two frames `step_us` apart, by cause.
 
         `reader_late` is how long after the previous new frame this read was called.
         """
-        elapsed_us = (timestamp_us - self._last_timestamp) % TIMESTAMP_MODULUS
+        elapsed_us = step_us % TIMESTAMP_MODULUS
         skipped = round(elapsed_us / self._period_us) - 1
         if skipped <= 0:
             return

@@ -1,9 +1,10 @@
 """The `camera` worker: a Basler camera grabbed in its own thread, published as sensor_msgs/Image.
 
 configure opens the camera and applies the parameters; activate starts free-run grabbing in a
-dedicated thread that publishes Image and CameraInfo itself; deactivate stops it; cleanup
-closes the camera. Everything that touches the camera while the grab thread runs (parameter
-changes, fault injection) is handed to that thread and executed between two frames.
+dedicated thread that publishes Image and CameraInfo itself (failures, loss and reconnection:
+grabber.py); deactivate stops it; cleanup closes the camera. Everything that touches the camera
+while the grab thread runs (parameter changes, fault injection) is handed to that thread and
+executed between two frames.
 
 Frame accounting, so that lost frames show: `frames_grabbed` counts good buffers from the
 camera, `frames_published` the frames published (the heartbeat's `samples`): each one an
@@ -18,8 +19,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 import queue
-import threading
-import time
 from typing import Any, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -38,10 +37,10 @@ from sensor_workers.camera.basler import (
     ENCODINGS,
     BaslerCamera,
     CameraError,
-    CameraRemoved,
     Frame,
     Settings,
 )
+from sensor_workers.camera.grabber import Grabber, GrabCounters
 from sensor_workers.camera.recorder import Record, Recorder, Summary
 from sensor_workers.camera.timestamps import TimestampMapper
 from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
@@ -52,8 +51,6 @@ from sensor_workers.stamps import to_time
 from sensor_workers.worker import WorkerNode, run_worker
 
 WAKE_MS = 50  # the grab loop wakes at least this often, frame or not
-FAILURES_BEFORE_RECONNECT = 10  # consecutive failed buffers / timeouts that mean "device lost"
-RECONNECT_PERIOD_S = 1.0
 FAILED_BUFFERS_PER_REQUEST = 5  # ~/emulator/fail_buffers
 REQUEST_TIMEOUT_S = 10.0
 T = TypeVar('T')
@@ -163,17 +160,10 @@ class CameraNode(WorkerNode):
         self._timestamps = TimestampMapper()
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._state = 'unconfigured'
-        self._lost_reason = ''
-        self._next_reconnect = 0.0
-        self._reconnector: threading.Thread | None = None
-        self._last_block_id = 0
-        # Counters (written by the grab thread only).
-        self.frames_grabbed = 0
-        self.frames_published = 0
-        self.failed_grabs = 0
-        self.grab_timeouts = 0
-        self.camera_skipped = 0
-        self.reconnects = 0
+        # This activation's grabbing (the last one's while inactive, for its figures).
+        self._grabber: Grabber | None = None
+        self.counters = GrabCounters()
+        self.frames_published = 0  # written by the grab thread only
 
     # Lifecycle
 
@@ -225,7 +215,8 @@ class CameraNode(WorkerNode):
             self.get_logger().error(f'activate: cannot start grabbing: {error}')
             return TransitionCallbackReturn.FAILURE
         self._state = 'grabbing'
-        self._last_block_id = 0
+        self._grabber = Grabber(camera, self.counters, self, self._frame_timeout_s,
+                                first_retry_s=self.heartbeat.period_s)
         self.heartbeat.reset()
         self._pace_publishing()
         return self.activate_loop(state, self._grab_loop, 'grab')
@@ -265,59 +256,21 @@ class CameraNode(WorkerNode):
 
     def _stop_grab_thread(self) -> None:
         self.stop_loop()
-        reconnector, self._reconnector = self._reconnector, None
-        if reconnector is not None:
-            reconnector.join()
+        if self._grabber is not None:
+            self._grabber.join()
         self._run_requests()  # anything that arrived while it was stopping
 
     # The grab loop
 
     def _grab_loop(self) -> None:
-        camera = self._camera
-        assert camera is not None
-        failures = 0
-        last_frame = time.monotonic()
+        grabber = self._grabber
+        assert grabber is not None
         while not self.loop_stop.is_set() and self.context.ok():
             self._run_requests()
-            if self._reconnector is not None and not self._reconnector.is_alive():
-                self._reconnector.join()
-                self._reconnector = None
-                failures, last_frame = 0, time.monotonic()
-            if self._state == 'lost':
-                self._beat(ERROR, f'camera lost ({self._lost_reason}); reconnecting')
-                if self._reconnector is None and time.monotonic() >= self._next_reconnect:
-                    # Opening takes ~0.5 s (enumeration): done aside so the loop keeps beating.
-                    self._reconnector = threading.Thread(
-                        target=self._reconnect, args=(camera,), name='reconnect', daemon=True)
-                    self._reconnector.start()
-                self.loop_stop.wait(WAKE_MS / 1000)
-                continue
-            try:
-                frame = camera.grab(WAKE_MS)
-            except CameraRemoved as error:
-                self._lose(camera, str(error))
-                continue
-            except CameraError as error:
-                self.failed_grabs += 1
-                failures += 1
-                frame = None
-                self.get_logger().warning(str(error), throttle_duration_sec=1.0)
-            now = time.monotonic()
-            if frame is None:
-                if now - last_frame > self._frame_timeout_s():
-                    self.grab_timeouts += 1
-                    failures += 1
-                    last_frame = now
-            elif frame.error:
-                self.failed_grabs += 1
-                failures += 1
-                last_frame = now
-                self._count_block_id(frame.block_id)
-            else:
-                failures = 0
-                last_frame = now
-                self.frames_grabbed += 1
-                self._count_block_id(frame.block_id)
+            if grabber.lost:
+                self._beat(ERROR, f'camera lost ({grabber.lost_reason}); reconnecting')
+            frame = grabber.step(WAKE_MS, self.loop_stop)
+            if frame is not None:
                 try:
                     self._publish(frame)
                 except RCLError as error:  # shutting down: the context went away under us
@@ -325,16 +278,16 @@ class CameraNode(WorkerNode):
                         raise
                     self.get_logger().debug(f'publish during shutdown: {error}')
                     break
-            if failures >= FAILURES_BEFORE_RECONNECT:
-                self._lose(camera, f'{failures} failed grabs in a row')
-                continue
-            if failures:
-                self._beat(WARN, f'{failures} failed grabs in a row')
+            if grabber.lost:
+                continue  # its ERROR beat goes out first thing in the next round
+            if grabber.failures:
+                self._beat(WARN, f'{grabber.failures} failed grabs in a row')
             else:
                 self._beat(OK, 'grabbing')
 
     def _beat(self, level: int, message: str) -> None:
-        self.heartbeat.beat(self.frames_published, self.failed_grabs + self.camera_skipped,
+        counters = self.counters
+        self.heartbeat.beat(self.frames_published, counters.failed_grabs + counters.camera_skipped,
                             level, message, self._camera.serial if self._camera else '')
 
     def _frame_timeout_s(self) -> float:
@@ -344,37 +297,17 @@ class CameraNode(WorkerNode):
             timeout_s = max(timeout_s, 2.0 / settings.frame_rate + settings.exposure_us / 1e6)
         return timeout_s
 
-    def _count_block_id(self, block_id: int) -> None:
-        """Count frames the camera numbered but never delivered.
+    # What the grabber reports (GrabEvents)
 
-        The counter restarts with every grab start and wraps (16 bits on GigE): a step backwards
-        starts over instead of counting.
-        """
-        last, self._last_block_id = self._last_block_id, block_id
-        if last and block_id > last + 1:
-            self.camera_skipped += block_id - last - 1
+    def grab_failed(self, error: CameraError) -> None:
+        self.get_logger().warning(str(error), throttle_duration_sec=1.0)
 
-    def _lose(self, camera: BaslerCamera, reason: str) -> None:
+    def lost(self, camera: BaslerCamera, reason: str) -> None:
         self.get_logger().error(f'camera {camera.serial} lost: {reason}; reconnecting')
         self._state = 'lost'
-        self._lost_reason = reason
         self.heartbeat.reset()  # the next beat (ERROR, with the reason) goes out at once
-        camera.close()
-        # First attempt after one heartbeat period, so that an ERROR beat goes out before it.
-        self._next_reconnect = time.monotonic() + self.heartbeat.period_s
 
-    def _reconnect(self, camera: BaslerCamera) -> None:
-        """Re-enumerate by serial, re-apply the settings, resume grabbing (reconnect thread)."""
-        try:
-            camera.open(camera.settings)
-            camera.start()
-        except CameraError as error:
-            self._lost_reason = str(error)
-            self._next_reconnect = time.monotonic() + RECONNECT_PERIOD_S
-            camera.close()
-            return
-        self.reconnects += 1
-        self._last_block_id = 0
+    def reconnected(self, camera: BaslerCamera) -> None:
         self._timestamps = TimestampMapper(tick_ns=camera.tick_ns)
         self._state = 'grabbing'
         self.get_logger().info(f'camera {camera.serial} reconnected; settings re-applied')
@@ -565,24 +498,25 @@ class CameraNode(WorkerNode):
     # Diagnostics
 
     def diagnostic_status(self) -> DiagnosticStatus:
-        camera = self._camera
+        camera, grabber, counters = self._camera, self._grabber, self.counters
         level = ERROR if self._state == 'lost' else OK
-        message = (f'camera lost ({self._lost_reason}); reconnecting'
+        lost_reason = grabber.lost_reason if grabber else ''
+        message = (f'camera lost ({lost_reason}); reconnecting'
                    if self._state == 'lost' else self._state)
         values: dict[str, Any] = {
             'state': self._state,
             'serial_number': camera.serial if camera else self._serial,
             'model': camera.model if camera else '',
-            'frames_grabbed': self.frames_grabbed,
+            'frames_grabbed': counters.frames_grabbed,
             'frames_published': self.frames_published,
             'queue_dropped': self.loop_publisher.dropped,
             'queue_depth': self.loop_publisher.depth,
             'publish_failed': self.loop_publisher.failed,
-            'failed_grabs': self.failed_grabs,
-            'grab_timeouts': self.grab_timeouts,
-            'camera_skipped': self.camera_skipped,
-            'reconnects': self.reconnects,
-            'last_block_id': self._last_block_id,
+            'failed_grabs': counters.failed_grabs,
+            'grab_timeouts': counters.grab_timeouts,
+            'camera_skipped': counters.camera_skipped,
+            'reconnects': counters.reconnects,
+            'last_block_id': grabber.last_block_id if grabber else 0,
             'rate_hz': self.heartbeat.rate_hz,
             'timestamp_source': self._timestamps.source,
             'recording': self._recorder.recording,

@@ -1,11 +1,36 @@
-"""The bota_driver wrapper's accounting of the frames the official driver skips (no hardware)."""
+"""The bota_driver backend, from its parts up to its reader process.
+
+The session's accounting of the frames the official driver skips (a fake driver and clock), the
+reader process's records and commands (pipes), and the backend with its reader process against
+the simulated sensor (a kill of the reader included).
+"""
 
 from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import threading
+import time
 
+from ft_helpers import start_sim
+import psutil
 import pytest
 
-from sensor_workers.ft.backends import bota
+from sensor_workers.ft.backends import bota_session
 from sensor_workers.ft.backends.bota import BotaDriverBackend
+from sensor_workers.ft.backends.bota_reader import (
+    QUIT,
+    START,
+    STOP,
+    Kind,
+    Reader,
+    decode_frame,
+    encode,
+    encode_frame,
+    take_records,
+)
+from sensor_workers.ft.backends.bota_session import COUNTER_NAMES, BotaDriverSession
+from sensor_workers.ft.protocol import Frame
+from sensor_workers.ft.sim import counter_from_wrench
 
 PERIOD_US = 1250  # sinc 64: 800 Hz
 
@@ -50,12 +75,12 @@ class FakeDriver:
 @pytest.fixture
 def clock(monkeypatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(bota, 'time', fake)
+    monkeypatch.setattr(bota_session, 'time', fake)
     return fake
 
 
-def backend_reading(timestamps: list[int], clock: FakeClock) -> BotaDriverBackend:
-    backend = BotaDriverBackend('/dev/null', 460800, 64)
+def backend_reading(timestamps: list[int], clock: FakeClock) -> BotaDriverSession:
+    backend = BotaDriverSession('/dev/null', 460800, 64)
     backend._driver = FakeDriver(timestamps, clock)
     return backend
 
@@ -84,3 +109,134 @@ def test_the_timestamp_wrap_is_no_skip(clock):
     counters = backend.counters()
     assert counters['frames'] == 3
     assert counters['skipped_in_bursts'] == counters['skipped_reader_late'] == 0
+
+
+# The reader process's records and commands
+
+FRAME = Frame(0x12, (1.5, -2.25, 3.0, 0.125, -0.5, 1e-3), 4_000_000_123, 31.5)
+
+
+def test_a_frame_record_carries_every_value_exactly():
+    counters = {name: index * 1_000_000_007 for index, name in enumerate(COUNTER_NAMES)}
+    buffer = bytearray(encode_frame(FRAME, 3, counters))
+    [(kind, payload)] = take_records(buffer)
+    assert kind == Kind.FRAME and not buffer
+    assert decode_frame(payload) == (FRAME, 3, counters)
+
+
+def test_records_are_taken_whole_only():
+    stream = encode(Kind.READY) + encode(Kind.ERROR, b'port lost')
+    buffer = bytearray(stream[:-3])
+    assert take_records(buffer) == [(Kind.READY, b'')]
+    buffer += stream[-3:]
+    assert take_records(buffer) == [(Kind.ERROR, b'port lost')] and not buffer
+
+
+class ScriptedSession:
+    """Stands in for BotaDriverSession: hands out `frames`, then loses the sensor."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = [Frame(0, (float(n),) * 6, n * 1250, 25.0) for n in range(frames)]
+        self.error = ''
+        self.generation = 1
+        self.started = 0
+
+    def start(self) -> None:
+        self.started += 1
+
+    def stop(self) -> None:
+        pass
+
+    def read(self, timeout: float) -> Frame | None:
+        if self.frames:
+            return self.frames.pop(0)
+        self.error = 'no new frame for 0.5 s (port lost?)'
+        time.sleep(0.001)
+        return None
+
+    def counters(self) -> dict[str, int]:
+        return dict.fromkeys(COUNTER_NAMES, 0)
+
+
+def test_the_reader_streams_between_start_and_stop_and_reports_a_loss_once():
+    commands_read, commands_write = os.pipe()
+    records_read, records_write = os.pipe()
+    session = ScriptedSession(frames=5)
+    reader = Reader(session, commands_read, records_write)  # type: ignore[arg-type]
+    thread = threading.Thread(target=reader.serve)
+    thread.start()
+    buffer, records = bytearray(), []
+
+    def read_until(kind: Kind) -> None:
+        while not records or records[-1][0] != kind:
+            buffer.extend(os.read(records_read, 1 << 16))
+            records.extend(take_records(buffer))
+
+    try:
+        os.write(commands_write, START)
+        read_until(Kind.ERROR)
+        os.write(commands_write, STOP)
+        read_until(Kind.STOPPED)
+        os.write(commands_write, QUIT)
+        thread.join(5)
+        assert not thread.is_alive(), 'QUIT did not end the reader'
+    finally:
+        for fd in (commands_read, commands_write, records_read, records_write):
+            os.close(fd)
+    kinds = [kind for kind, _ in records]
+    assert kinds == [Kind.STARTED, *[Kind.FRAME] * 5, Kind.ERROR, Kind.STOPPED]
+    assert [decode_frame(p)[0].timestamp_us for k, p in records if k == Kind.FRAME] == \
+        [n * 1250 for n in range(5)]
+    assert session.started == 1
+
+
+# The backend and its reader process, against the simulated sensor
+
+@pytest.mark.integration
+def test_a_killed_reader_is_replaced_without_stalling_the_worker(procs, tmp_path: Path):
+    _, link, _ = start_sim(procs, tmp_path, 64)
+    backend = BotaDriverBackend(str(link), 460800, 64)
+    backend.configure()
+    try:
+        backend.start()
+        reader = psutil.Process(backend._process.pid)  # type: ignore[union-attr]
+        first = read_frames(backend, 400)
+        reader.kill()
+        # The replacement's driver takes its 3 s constructor; the worker's reads go on meanwhile.
+        slowest_read, lost_reported = 0.0, False
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            called = time.monotonic()
+            frame = backend.read(0.02)
+            slowest_read = max(slowest_read, time.monotonic() - called)
+            if frame is None:
+                lost_reported |= 'reader exited' in backend.error
+            elif backend.counters()['reader_exits']:
+                break
+        else:
+            pytest.fail(f'no frame from a replacement reader in 20 s: {backend.error!r}')
+        after = [counter_from_wrench(frame.wrench), *read_frames(backend, 400)]
+        assert lost_reported and backend.error == ''
+        assert slowest_read < 0.5, f'a read took {slowest_read:.2f} s while the reader restarted'
+        assert backend.generation == 2  # the new driver's sensor clock is a new one
+        assert after[0] > first[-1] and all(b > a for a, b in zip(after, after[1:], strict=False))
+        counters = backend.counters()
+        assert counters['reader_exits'] == 1 and counters['frames'] >= 800
+        replacement = backend._process
+        backend.stop()
+    finally:
+        backend.close()
+    assert replacement is not None and replacement.returncode == 0
+    assert not reader.is_running()
+
+
+def read_frames(backend: BotaDriverBackend, count: int) -> list[int]:
+    """Return the simulator counters of the next `count` frames."""
+    seen: list[int] = []
+    deadline = time.monotonic() + 10
+    while len(seen) < count and time.monotonic() < deadline:
+        frame = backend.read(0.1)
+        if frame is not None:
+            seen.append(counter_from_wrench(frame.wrench))
+    assert len(seen) == count, f'{len(seen)} of {count} frames in 10 s: {backend.error!r}'
+    return seen

@@ -7,7 +7,6 @@ lost up to 20 % at an idle subscriber (publishing.py); the paced catch-up must l
 
 import sys
 import textwrap
-import threading
 import time
 
 from geometry_msgs.msg import WrenchStamped
@@ -96,32 +95,3 @@ def test_a_backlog_reaches_another_process_whole(procs):
 
 def test_catch_ups_after_stalls_reach_a_subscriber_with_the_product_qos_whole(procs):
     assert received_and_lost(procs, STREAM_PUBLISHER, STREAM, qos.SENSOR_STREAM) == (STREAM, 0)
-
-
-def test_inline_publishes_in_the_callers_thread(monkeypatch):
-    """For a loop whose device call keeps the GIL (bota_driver): no hand-over to another thread."""
-    from sensor_workers import publishing
-
-    threads = []
-    send = publishing.publish_serialized_without_gil
-
-    def recording_send(publisher, data):
-        threads.append(threading.current_thread())
-        return send(publisher, data)
-
-    monkeypatch.setattr(publishing, 'publish_serialized_without_gil', recording_send)
-    probe = RosProbe('inline_probe')
-    loop = publishing.LoopPublisher('inline', capacity=10)
-    try:
-        stream = probe.count_stream(WrenchStamped, '/inline', qos.SENSOR_STREAM)
-        publisher = probe.node.create_publisher(WrenchStamped, '/inline', qos.SENSOR_STREAM)
-        loop.inline = True
-        deadline = time.monotonic() + 10
-        while stream.received == 0 and time.monotonic() < deadline:
-            assert loop.submit(publisher, WrenchStamped()) and loop.depth == 0
-            time.sleep(0.05)
-        assert stream.received > 0
-        assert set(threads) == {threading.current_thread()}
-    finally:
-        loop.stop()
-        probe.close()

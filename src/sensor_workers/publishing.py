@@ -28,12 +28,6 @@ ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: 2566 of 18000 wrenches lost in bursts o
 1 kHz a 333 ms backlog is gone ~330 ms after the stall. A bucket rather than a sleep before every
 message: a wake-up that comes late would slow such a catch-up to the data rate itself, while the
 bucket keeps the tokens a late wake-up earned.
-
-`inline` (set by a loop whose device call holds the GIL while it waits, bota_driver's
-`read_frame_blocking`): `submit()` publishes right away, in the caller's thread, still without
-the GIL. A publishing thread there gets the GIL only between two of the loop's reads, and each
-hand-over costs the loop a wake-up of the other thread: under a CPU hog per core the loop came
-back too late for ~2 of 3 sensor frames at 800 Hz, which the driver then skips.
 """
 
 from collections import deque
@@ -96,7 +90,6 @@ class LoopPublisher:
         self.dropped = 0
         # rcl_publish_serialized_message errors (e.g. while the context shuts down).
         self.failed = 0
-        self.inline = False
         self._queue: deque[tuple[Publisher, bytes]] = deque()
         self._queued_bytes = 0
         self._sending = False
@@ -119,9 +112,6 @@ class LoopPublisher:
         return self.submit_serialized(publisher, serialize_message(message))
 
     def submit_serialized(self, publisher: Publisher, data: bytes) -> bool:
-        if self.inline:
-            self._send(publisher, data)
-            return True
         kept = True
         with self._ready:
             while self._queue and (len(self._queue) >= self.capacity

@@ -23,7 +23,7 @@ from sensor_workers import qos
 from sensor_workers.diagnostics import ERROR, OK, WARN, make_status
 from sensor_workers.ft import protocol
 from sensor_workers.ft.backends import BACKENDS, Backend, BackendError, create_backend
-from sensor_workers.ft.backends.bota import SINC_RANGE as BOTA_DRIVER_SINC_RANGE
+from sensor_workers.ft.backends.bota_session import SINC_RANGE as BOTA_DRIVER_SINC_RANGE
 from sensor_workers.ft.simulated_sensor import SIM_PORT, OwnSimulator
 from sensor_workers.ft.stamping import StampMapper
 from sensor_workers.lifetime import child_environment
@@ -164,8 +164,6 @@ class FtNode(WorkerNode):
             self._stop_sim()
             return TransitionCallbackReturn.FAILURE
         self._backend = backend
-        # Over UDP only (FASTDDS_PROFILE), a send does not stall: the loop may publish itself.
-        self.loop_publisher.inline = backend.holds_gil_while_waiting
         self.get_logger().info(
             f'configured {self.backend_name} on {self._device} at '
             f'{1.0 / protocol.sample_period_s(self.sinc_length):.1f} Hz')

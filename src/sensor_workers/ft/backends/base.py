@@ -20,9 +20,6 @@ class Backend(Protocol):
     name: str
     error: str
     generation: int
-    # True when `read` keeps the GIL while it waits for the sensor (bota_driver): the loop then
-    # publishes in its own thread (LoopPublisher.inline), no other thread being able to.
-    holds_gil_while_waiting: bool
 
     def configure(self) -> None:
         """Open the port and put the sensor into the configured state (not streaming)."""

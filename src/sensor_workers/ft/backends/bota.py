@@ -1,192 +1,225 @@
-"""Bota's official driver (`bota-driver`, interface Bota_Binary_gen0) behind our interface.
+"""The `bota_driver` backend: Bota's official driver, run in a reader process of its own.
 
-Known faults of the driver (../FACTS.md) and what this wrapper does about them:
-- the first read after `activate()` repeats a frame, and a lost port makes the reader return its
-  last frame again and again: frames are deduplicated by timestamp;
-- a lost port is otherwise silent: no new frame for `STALE_AFTER_S` counts as lost, and the
-  driver is recreated;
-- after a stall the driver raises once, returns a zero frame and stays in ERROR_PROCESSING: the
-  driver is recreated (its constructor always waits 3 s);
-- bad CRC and garbage are dropped silently: the caller sees them only as timestamp gaps;
-- it hands over the newest frame only: when frames arrive faster than they are read, it skips
-  the older ones. Each skip is counted by its cause: `skipped_reader_late` when this process
-  came back to read later than one sample period after the previous frame (the loop's own
-  fault), `skipped_in_bursts` when the reader waited in time and the frames arrived together
-  (the kernel delivered the serial data late, e.g. its tty worker waited behind other load).
-The constructor and `read_frame_blocking` hold the GIL for their whole duration (nanobind), so
-recreating the driver stops every thread of this process for about 3.5 s.
+The driver keeps the GIL while it waits for a frame and for the 3.5 s of its constructor
+(bota_session.py), so in the worker's process it stopped every other thread and made the loop
+late enough for the driver to skip frames. The reader process (bota_reader.py) runs it with one
+Python thread and writes every frame into a pipe; this backend reads that pipe with `select` and
+`os.read`, without the GIL, as the builtin backend reads a serial port.
+
+A reader that dies (a crash in the driver, a kill) is replaced while the worker streams, at most
+once per `RESPAWN_INTERVAL_S`; the worker reports the sensor lost meanwhile and keeps its
+heartbeat. The counters add up over the readers (`reader_exits` counts the replaced ones).
 """
 
+from collections import deque
+import fcntl
 import logging
+import os
+import select
+import subprocess
+import sys
 import time
 
 from sensor_workers.ft.backends.base import BackendError
-from sensor_workers.ft.protocol import Frame, sample_period_s
+from sensor_workers.ft.backends.bota_reader import (
+    QUIT,
+    START,
+    STOP,
+    Kind,
+    decode_frame,
+    take_records,
+)
+from sensor_workers.ft.backends.bota_session import COUNTER_NAMES, check_sinc_length
+from sensor_workers.ft.protocol import Frame
 
 log = logging.getLogger(__name__)
 
-SINC_RANGE = (64, 2048)  # what the driver accepts for standard (non-MN1S) sensors
-STALE_AFTER_S = 0.5
-RECREATE_INTERVAL_S = 1.0
-# The driver requires both names; it reads the real ones from the sensor (`p?`) and only warns
-# when they differ from these placeholders.
-PRODUCT_NAME = 'BFT-GEN0-SER'
-SERIAL_NUMBER = 'SN0000000'
-TIMESTAMP_MODULUS = 1 << 32  # the sensor's microsecond timestamp is a wrapping uint32
+READER_MODULE = 'sensor_workers.ft.backends.bota_reader'
+CONFIGURE_TIMEOUT_S = 15.0  # Python and its imports, then the driver's constructor (3 s)
+COMMAND_TIMEOUT_S = 5.0
+RESPAWN_INTERVAL_S = 1.0
+# The pipe holds what the worker has not read yet: ~10 s of 800 Hz frames.
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
 
 
 class BotaDriverBackend:
     name = 'bota_driver'
-    holds_gil_while_waiting = True  # read_frame_blocking (nanobind), ../FACTS.md
 
     def __init__(self, port: str, baudrate: int, sinc_length: int) -> None:
-        if not SINC_RANGE[0] <= sinc_length <= SINC_RANGE[1]:
-            raise BackendError(f'the bota_driver backend accepts sinc_length '
-                               f'{SINC_RANGE[0]}-{SINC_RANGE[1]} only (got {sinc_length})')
+        check_sinc_length(sinc_length)
         self.port = port
         self.baudrate = baudrate
         self.sinc_length = sinc_length
         self.error = ''
         self.generation = 0
-        self._driver = None
-        self._active = False
-        self._period_us = sample_period_s(sinc_length) * 1e6
-        self._last_timestamp: int | None = None
-        self._last_new = 0.0
-        self._next_recreate = 0.0
-        self.frames = 0
-        self.duplicates = 0
-        self.stale_events = 0
-        self.driver_errors = 0
-        self.recreations = 0
-        self.skipped_reader_late = 0
-        self.skipped_in_bursts = 0
-
-    def _create(self) -> None:
-        import bota_driver
-
-        config = bota_driver.BotaDriverConfig()
-        config.communication_interface_name = 'Bota_Binary_gen0'
-        interface = bota_driver.BotaBinaryCommunicationInterfaceConfig()
-        interface.com_port = self.port
-        interface.baudrate = self.baudrate
-        config.binary_communication_interface_params = interface
-        operation = bota_driver.Gen0SensorOperationConfig()
-        operation.sinc_length = self.sinc_length
-        config.gen0_sensor_operation_params = operation
-        config.driver_operation_params = bota_driver.DriverOperationConfig()
-        config.product_name = PRODUCT_NAME
-        config.serial_number = SERIAL_NUMBER
-        try:
-            driver = bota_driver.BotaDriver(config)
-            if not driver.configure():
-                driver.shutdown()
-                raise RuntimeError('configure() failed')
-        except (RuntimeError, ValueError) as error:
-            raise BackendError(f'bota_driver on {self.port}: {error}') from error
-        self._driver = driver
-        self._last_timestamp = None
-        self.generation += 1
+        self.reader_exits = 0
+        self._process: subprocess.Popen | None = None
+        self._records_fd: int | None = None  # the read end of the current reader's records
+        self._buffer = bytearray()
+        self._records: deque[tuple[Kind, bytes]] = deque()
+        self._streaming = False
+        self._reader_generation: int | None = None
+        self._next_respawn = 0.0
+        self._counters = dict.fromkeys(COUNTER_NAMES, 0)  # the current reader's
+        self._earlier = dict.fromkeys(COUNTER_NAMES, 0)  # the sum of the readers before it
 
     def configure(self) -> None:
-        self._create()
+        self._spawn(start=False)
+        try:
+            self._expect(Kind.READY, CONFIGURE_TIMEOUT_S, 'configure')
+        except BackendError:
+            self.close()
+            raise
 
     def start(self) -> None:
-        if self._driver is None or not self._driver.activate():
-            raise BackendError(f'bota_driver on {self.port}: activate() failed')
-        self._active = True
-        self._last_new = time.monotonic()
+        if self._process is None:  # the reader died while the node was inactive
+            self.configure()
+        self._command(START)
+        self._expect(Kind.STARTED, COMMAND_TIMEOUT_S, 'activate')
+        self._streaming = True
 
     def stop(self) -> None:
-        self._active = False
-        if self._driver is not None:
-            self._driver.deactivate()
+        self._streaming = False
+        if self._process is not None:
+            self._command(STOP)
+            self._expect(Kind.STOPPED, COMMAND_TIMEOUT_S, 'deactivate')
 
     def close(self) -> None:
-        self._active = False
-        if self._driver is not None:
-            try:
-                self._driver.shutdown()
-            except RuntimeError as error:
-                log.warning('bota_driver shutdown: %s', error)
-        self._driver = None
+        self._streaming = False
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        try:
+            process.stdin.write(QUIT)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            process.wait(COMMAND_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning('%s: the bota_driver reader did not quit; killing it', self.port)
+            process.kill()
+            process.wait()
+        self._close_records()
+        self._retire_reader()
 
     def read(self, timeout: float) -> Frame | None:
-        if self._driver is None:
-            self._recreate(timeout)
-            return None
-        called = time.monotonic()
-        try:
-            raw = self._driver.read_frame_blocking()
-        except RuntimeError as error:
-            self.driver_errors += 1
-            self._drop(f'driver error: {error}')
-            return None
-        now = time.monotonic()
-        if raw.timestamp == self._last_timestamp:
-            self.duplicates += 1
-            if now - self._last_new > STALE_AFTER_S:
-                self.stale_events += 1
-                self._drop(f'no new frame for {STALE_AFTER_S} s (port lost?)')
-            else:
-                time.sleep(min(timeout, 0.001))  # the driver busy-loops on a lost port
-            return None
-        if str(self._driver.get_driver_state()).endswith('ERROR_PROCESSING'):
-            self.driver_errors += 1
-            self._drop('driver stuck in ERROR_PROCESSING')
-            return None
-        if self._last_timestamp is not None:
-            self._count_skipped(raw.timestamp - self._last_timestamp, called - self._last_new)
-        self._last_timestamp = raw.timestamp
-        self._last_new = now
-        self.frames += 1
-        self.error = ''
-        return Frame(raw.status.val, (*raw.force, *raw.torque), raw.timestamp, raw.temperature)
+        deadline = time.monotonic() + timeout
+        if self._process is None:
+            self._respawn_when_due()
+        while (record := self._next_record(deadline)) is not None:
+            kind, payload = record
+            if kind == Kind.FRAME:
+                return self._take_frame(payload)
+            if kind in (Kind.ERROR, Kind.FAILED):
+                self.error = payload.decode(errors='replace')
+        return None
 
     def counters(self) -> dict[str, int]:
-        return {
-            'frames': self.frames,
-            'duplicates': self.duplicates,
-            'stale_events': self.stale_events,
-            'driver_errors': self.driver_errors,
-            'recreations': self.recreations,
-            'skipped_reader_late': self.skipped_reader_late,
-            'skipped_in_bursts': self.skipped_in_bursts,
-        }
+        totals = {name: self._earlier[name] + self._counters[name] for name in COUNTER_NAMES}
+        return {**totals, 'reader_exits': self.reader_exits}
 
-    def _count_skipped(self, step_us: int, reader_late: float) -> None:
-        """Count the frames the driver skipped between two frames `step_us` apart, by cause.
+    def _take_frame(self, payload: bytes) -> Frame:
+        frame, reader_generation, self._counters = decode_frame(payload)
+        if reader_generation != self._reader_generation:
+            self._reader_generation = reader_generation
+            self.generation += 1  # a new driver: its sensor clock starts again
+        self.error = ''
+        return frame
 
-        `reader_late` is how long after the previous new frame this read was called.
-        """
-        elapsed_us = step_us % TIMESTAMP_MODULUS
-        skipped = round(elapsed_us / self._period_us) - 1
-        if skipped <= 0:
-            return
-        if reader_late > self._period_us / 1e6:
-            self.skipped_reader_late += skipped
-        else:
-            self.skipped_in_bursts += skipped
-
-    def _drop(self, reason: str) -> None:
-        log.warning('%s: %s; recreating the driver', self.port, reason)
-        self.error = reason
-        self.close()
-        self._active = True
-        self._next_recreate = time.monotonic()
-
-    def _recreate(self, timeout: float) -> None:
-        now = time.monotonic()
-        if now < self._next_recreate:
-            time.sleep(min(timeout, self._next_recreate - now))
-            return
-        self._next_recreate = now + RECREATE_INTERVAL_S
+    def _spawn(self, start: bool) -> None:
+        records_fd, write_fd = os.pipe()
         try:
-            self._create()
-            self.start()
-        except BackendError as error:
-            self.error = str(error)
-            self.close()
-            self._active = True
+            fcntl.fcntl(records_fd, _F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError as error:  # above /proc/sys/fs/pipe-max-size: the default 64 KiB stays
+            log.warning('%s: reader pipe stays at its default size (%s)', self.port, error)
+        command = [sys.executable, '-m', READER_MODULE, '--port', self.port,
+                   '--baudrate', str(self.baudrate), '--sinc-length', str(self.sinc_length),
+                   '--records-fd', str(write_fd)]
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 our own interpreter and module
+                command + (['--start'] if start else []), stdin=subprocess.PIPE, bufsize=0,
+                pass_fds=(write_fd,))
+        except OSError:
+            os.close(records_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self._records_fd = records_fd
+        self._buffer.clear()
+        self._records.clear()
+        self._reader_generation = None
+        self._counters = dict.fromkeys(COUNTER_NAMES, 0)
+
+    def _respawn_when_due(self) -> None:
+        now = time.monotonic()
+        if not self._streaming or now < self._next_respawn:
             return
-        self.recreations += 1
+        self._next_respawn = now + RESPAWN_INTERVAL_S
+        self._spawn(start=True)
+
+    def _command(self, command: bytes) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(command)
+        except BrokenPipeError:
+            self._reader_exited()
+            raise BackendError(f'bota_driver on {self.port}: the reader process is gone') from None
+
+    def _expect(self, wanted: Kind, timeout: float, what: str) -> None:
+        """Read records until `wanted`; raise BackendError on FAILED, an exit or `timeout`."""
+        deadline = time.monotonic() + timeout
+        while (record := self._next_record(deadline)) is not None:
+            kind, payload = record
+            if kind == wanted:
+                return
+            if kind == Kind.FAILED:
+                raise BackendError(payload.decode(errors='replace'))
+            if kind == Kind.FRAME:
+                self._take_frame(payload)  # frames sent before the answer: counted, not used
+            elif kind == Kind.ERROR:
+                self.error = payload.decode(errors='replace')
+        if self._process is None:
+            raise BackendError(f'bota_driver on {self.port}: the reader process exited ({what})')
+        raise BackendError(f'bota_driver on {self.port}: no answer to {what} in {timeout:.0f} s')
+
+    def _next_record(self, deadline: float) -> tuple[Kind, bytes] | None:
+        """Return the next record, or None at `deadline` or when the reader has exited."""
+        while not self._records:
+            fd = self._records_fd
+            if fd is None:
+                return None
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                return None
+            data = os.read(fd, PIPE_SIZE)
+            if not data:
+                self._reader_exited()
+                return None
+            self._buffer += data
+            self._records.extend(take_records(self._buffer))
+        return self._records.popleft()
+
+    def _reader_exited(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        code = process.wait()
+        assert process.stdin is not None
+        process.stdin.close()
+        self._close_records()
+        self.reader_exits += 1
+        self.error = f'the bota_driver reader exited with code {code}'
+        log.warning('%s: %s', self.port, self.error)
+        self._retire_reader()
+
+    def _close_records(self) -> None:
+        if self._records_fd is not None:
+            os.close(self._records_fd)
+            self._records_fd = None
+
+    def _retire_reader(self) -> None:
+        for name in COUNTER_NAMES:
+            self._earlier[name] += self._counters[name]
+        self._counters = dict.fromkeys(COUNTER_NAMES, 0)

@@ -26,7 +26,6 @@ REOPEN_INTERVAL_S = 0.25
 
 class BuiltinBackend:
     name = 'builtin'
-    holds_gil_while_waiting = False  # select() and os.read() release it
 
     def __init__(self, port: str, baudrate: int, sinc_length: int) -> None:
         if baudrate not in protocol.BAUD_CODES:

@@ -1,7 +1,9 @@
 """The process layer without ROS: command, environment, tuning, reaping, SIGKILL escalation."""
 
 from concurrent.futures import Future
+import dataclasses
 import os
+from pathlib import Path
 import signal
 import sys
 import threading
@@ -51,8 +53,8 @@ def sleeper(spawner: Spawner, spec: WorkerSpec, exits: list):
     return process, warnings, done
 
 
-# A stand-in module that just sleeps: `python -m timeit` would exit, `http.server` would bind.
-SLEEPER = WorkerSpec('sleeper', 'sensor_workers.testing.sleep_forever')
+# A stand-in module that just sleeps (test/sleep_forever.py, not shipped with the package).
+SLEEPER = WorkerSpec('sleeper', 'sleep_forever', env={'PYTHONPATH': str(Path(__file__).parent)})
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def spawner():
 
 def test_spawn_tune_and_exit_noticed_at_once(spawner):
     cpus = sorted(os.sched_getaffinity(0))[:1]
-    spec = WorkerSpec('sleeper', SLEEPER.module, cpu_affinity=cpus, nice=5)
+    spec = dataclasses.replace(SLEEPER, cpu_affinity=cpus, nice=5)
     exits: list = []
     process, warnings, done = sleeper(spawner, spec, exits)
     assert warnings == []
@@ -79,7 +81,7 @@ def test_spawn_tune_and_exit_noticed_at_once(spawner):
 
 
 def test_refused_settings_are_reported(spawner):
-    spec = WorkerSpec('sleeper', SLEEPER.module, cpu_affinity=(4096,))
+    spec = dataclasses.replace(SLEEPER, cpu_affinity=(4096,))
     exits: list = []
     process, warnings, done = sleeper(spawner, spec, exits)
     assert len(warnings) == 1

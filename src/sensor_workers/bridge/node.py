@@ -43,9 +43,9 @@ from sensor_workers.bridge.foxglove.channels import Channel
 from sensor_workers.bridge.foxglove.schema import SchemaNotFound, message_schema
 from sensor_workers.bridge.hub import Hub
 from sensor_workers.bridge.image_sources import ImageSources
-from sensor_workers.bridge.main import StopRequest
 from sensor_workers.bridge.request_checks import ServiceTimeout, ServiceUnavailable
 from sensor_workers.bridge.settings import BridgeSettings, bounds
+from sensor_workers.bridge.stop_request import StopRequest
 from sensor_workers.diagnostics import level_of, status_values
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.params import declare, outcomes, set_parameters_request

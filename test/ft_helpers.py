@@ -2,6 +2,8 @@
 
 from collections.abc import Sequence
 from pathlib import Path
+import subprocess
+import sys
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -65,3 +67,10 @@ def ft_diagnostics(received) -> list[tuple[int, dict[str, str]]]:
     messages, _ = received.snapshot()
     return [(level_of(s), status_values(s)) for m in messages if isinstance(m, DiagnosticArray)
             for s in m.status if s.name == '/ft']
+
+
+def fifo_allowed() -> bool:
+    """Tell whether this machine lets a process of ours run with SCHED_FIFO."""
+    check = 'import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))'
+    return subprocess.run([sys.executable, '-c', check], capture_output=True,
+                          check=False).returncode == 0

@@ -2,7 +2,7 @@
 
 The session's accounting of the frames the official driver skips (a fake driver and clock), the
 reader process's records and commands (pipes), and the backend with its reader process against
-the simulated sensor (a kill of the reader included).
+the simulated sensor (a kill of the reader and the SCHED_FIFO priority included).
 """
 
 from dataclasses import dataclass, field
@@ -11,7 +11,7 @@ from pathlib import Path
 import threading
 import time
 
-from ft_helpers import start_sim
+from ft_helpers import fifo_allowed, start_sim
 import psutil
 import pytest
 
@@ -173,7 +173,7 @@ def test_the_reader_streams_between_start_and_stop_and_reports_a_loss_once():
             records.extend(take_records(buffer))
 
     try:
-        os.write(commands_write, START)
+        os.write(commands_write, START + bytes([0]))
         read_until(Kind.ERROR)
         os.write(commands_write, STOP)
         read_until(Kind.STOPPED)
@@ -195,12 +195,14 @@ def test_the_reader_streams_between_start_and_stop_and_reports_a_loss_once():
 @pytest.mark.integration
 def test_a_killed_reader_is_replaced_without_stalling_the_worker(procs, tmp_path: Path):
     _, link, _ = start_sim(procs, tmp_path, 64)
+    rt_priority = 10 if fifo_allowed() else 0
     backend = BotaDriverBackend(str(link), 460800, 64)
     backend.configure()
     try:
-        backend.start()
+        backend.start(rt_priority)
         reader = psutil.Process(backend._process.pid)  # type: ignore[union-attr]
         first = read_frames(backend, 400)
+        assert thread_priorities(reader.pid) == {rt_priority}
         reader.kill()
         # The replacement's driver takes its 3 s constructor; the worker's reads go on meanwhile.
         slowest_read, lost_reported = 0.0, False
@@ -223,11 +225,19 @@ def test_a_killed_reader_is_replaced_without_stalling_the_worker(procs, tmp_path
         counters = backend.counters()
         assert counters['reader_exits'] == 1 and counters['frames'] >= 800
         replacement = backend._process
+        assert replacement is not None
+        assert thread_priorities(replacement.pid) == {rt_priority}
         backend.stop()
     finally:
         backend.close()
     assert replacement is not None and replacement.returncode == 0
     assert not reader.is_running()
+
+
+def thread_priorities(pid: int) -> set[int]:
+    """Return the SCHED_FIFO priorities of the threads of `pid` (0: normal scheduling)."""
+    return {os.sched_getparam(int(tid)).sched_priority
+            for tid in os.listdir(f'/proc/{pid}/task')}
 
 
 def read_frames(backend: BotaDriverBackend, count: int) -> list[int]:

@@ -10,6 +10,7 @@ from ft_helpers import (
     SUBSCRIBER_QOS,
     check_stream,
     counters,
+    fifo_allowed,
     start_node,
     start_sim,
     wrench_tuple,
@@ -61,7 +62,11 @@ def test_bota_driver_backend_streams_800hz(procs, fast_probe, tmp_path):
     probe = fast_probe
     # The official driver's constructor waits 3 s: this is the only test that pays for it.
     _, link, _ = start_sim(procs, tmp_path, 64)
-    start_node(procs, link, 64, '-p', 'backend:=bota_driver')
+    # The driver keeps the newest frame only: at 800 Hz its reader must be back within 1.25 ms.
+    # Under load only SCHED_FIFO promises that (docs/ft.md): with a CPU hog per core the reader
+    # came back late for 64 of 2438 frames at normal priority, for none at priority 10.
+    rt_priority = 10 if fifo_allowed() else 0
+    start_node(procs, link, 64, '-p', 'backend:=bota_driver', '-p', f'rt_priority:={rt_priority}')
     wrench = probe.collect(WrenchStamped, '/ft/wrench', SUBSCRIBER_QOS)
     diagnostics = probe.collect(DiagnosticArray, '/diagnostics', 50)
     probe.bring_up('/ft', timeout=20)
@@ -85,9 +90,9 @@ def test_bota_driver_backend_streams_800hz(procs, fast_probe, tmp_path):
     gaps = sorted((b - a - 1 for a, b in zip(seen, seen[1:], strict=False)), reverse=True)
     recreation_gaps = sum(gaps[:int(final['recreations'])])
     assert missing - recreation_gaps == int(final['dropped'])
-    # Skips because our loop came back late (it publishes in its own thread, as the driver
-    # keeps the GIL while it waits) stay rare; skips of frames the kernel delivered late and
-    # together (its tty worker waited behind a CPU hog for up to 75 ms) are the driver's.
+    # Skips because the reader came back late stay rare; skips of frames the kernel delivered
+    # late and together (its tty worker waited behind a CPU hog for up to 75 ms) are the driver's.
+    assert final['rt_priority'] == str(rt_priority), final
     assert int(final['skipped_reader_late']) <= 0.02 * len(seen), final
 
 

@@ -80,8 +80,9 @@ class FtNode(WorkerNode):
             int_range=(1, 20000))
         self.rt_priority: int = declare(
             self, 'rt_priority', 0,
-            'SCHED_FIFO priority of the read loop thread (0: normal scheduling). Needs '
-            'CAP_SYS_NICE or an rtprio limit; refused priorities are logged as a warning.',
+            'SCHED_FIFO priority of the read loop thread (0: normal scheduling); with '
+            'bota_driver also of every thread of its reader process. Needs CAP_SYS_NICE or an '
+            'rtprio limit; refused priorities are logged as a warning.',
             int_range=(0, 99))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -171,7 +172,7 @@ class FtNode(WorkerNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         try:
-            self._configured_backend().start()
+            self._configured_backend().start(self.rt_priority)
         except Exception as error:  # noqa: BLE001 one line and FAILURE, never a traceback
             self.get_logger().error(f'activate failed: {error}')
             return TransitionCallbackReturn.FAILURE

@@ -24,8 +24,12 @@ class Backend(Protocol):
     def configure(self) -> None:
         """Open the port and put the sensor into the configured state (not streaming)."""
 
-    def start(self) -> None:
-        """Start streaming."""
+    def start(self, rt_priority: int = 0) -> None:
+        """Start streaming.
+
+        `rt_priority`: SCHED_FIFO priority for threads the backend reads the sensor in besides
+        the caller's loop (bota_driver's reader process); 0: normal scheduling.
+        """
 
     def read(self, timeout: float) -> Frame | None:
         """Return the next frame, or None after `timeout` seconds without one."""

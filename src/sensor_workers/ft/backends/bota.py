@@ -59,6 +59,7 @@ class BotaDriverBackend:
         self._buffer = bytearray()
         self._records: deque[tuple[Kind, bytes]] = deque()
         self._streaming = False
+        self._rt_priority = 0
         self._reader_generation: int | None = None
         self._next_respawn = 0.0
         self._counters = dict.fromkeys(COUNTER_NAMES, 0)  # the current reader's
@@ -72,10 +73,11 @@ class BotaDriverBackend:
             self.close()
             raise
 
-    def start(self) -> None:
+    def start(self, rt_priority: int = 0) -> None:
         if self._process is None:  # the reader died while the node was inactive
             self.configure()
-        self._command(START)
+        self._rt_priority = rt_priority
+        self._command(START + bytes([rt_priority]))
         self._expect(Kind.STARTED, COMMAND_TIMEOUT_S, 'activate')
         self._streaming = True
 
@@ -137,7 +139,7 @@ class BotaDriverBackend:
             log.warning('%s: reader pipe stays at its default size (%s)', self.port, error)
         command = [sys.executable, '-m', READER_MODULE, '--port', self.port,
                    '--baudrate', str(self.baudrate), '--sinc-length', str(self.sinc_length),
-                   '--records-fd', str(write_fd)]
+                   '--records-fd', str(write_fd), '--rt-priority', str(self._rt_priority)]
         try:
             self._process = subprocess.Popen(  # noqa: S603 our own interpreter and module
                 command + (['--start'] if start else []), stdin=subprocess.PIPE, bufsize=0,

@@ -9,7 +9,9 @@ The pipe buffers what the worker has not read yet (as a serial port's kernel buf
 builtin backend), so a late worker costs latency, not frames.
 
 The pipes, both ways:
-- commands on stdin, one byte each: `START`, `STOP`, `QUIT` (end of file quits too);
+- commands on stdin, one byte each: `START` (followed by a byte: the SCHED_FIFO priority for
+  every thread of the process, the driver's serial thread included; 0: normal scheduling),
+  `STOP`, `QUIT` (end of file quits too);
 - records on the pipe `--records-fd` names (stdout is the driver's log): a `HEADER` (kind,
   payload length) and its payload. `READY` once the driver is configured (or `FAILED` with the
   reason, and the process exits); `STARTED` or `FAILED` for `START`, `STOPPED` for `STOP`;
@@ -95,6 +97,7 @@ class Reader:
         self.commands = commands
         self.records = records
         self.streaming = False
+        self.rt_priority = 0
         self._error = ''
 
     def send(self, kind: Kind, payload: bytes = b'') -> None:
@@ -107,12 +110,15 @@ class Reader:
                 command = os.read(self.commands, 1)
                 if command in (b'', QUIT):
                     return
+                if command == START:
+                    self.rt_priority = os.read(self.commands, 1)[0]
                 self.handle(command)
                 continue
             self.stream_one()
 
     def handle(self, command: bytes) -> None:
         if command == START:
+            set_priority(self.rt_priority)
             try:
                 self.session.start()
             except BackendError as error:
@@ -138,6 +144,19 @@ class Reader:
                                                 self.session.counters()))
 
 
+def set_priority(rt_priority: int) -> None:
+    """Schedule every thread of this process with SCHED_FIFO `rt_priority` (0: normal)."""
+    if not rt_priority and os.sched_getscheduler(0) == os.SCHED_OTHER:
+        return  # nothing to undo
+    policy = os.SCHED_FIFO if rt_priority else os.SCHED_OTHER
+    try:
+        for thread in os.listdir('/proc/self/task'):
+            os.sched_setscheduler(int(thread), policy, os.sched_param(rt_priority))
+    except OSError as error:
+        log.warning('rt_priority %d refused (%s): the driver reads with normal priority',
+                    rt_priority, error)
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -147,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--records-fd', type=int, required=True,
                         help='the write end of the records pipe (inherited)')
     parser.add_argument('--start', action='store_true', help='stream right after READY')
+    parser.add_argument('--rt-priority', type=int, default=0, help='for --start')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='bota_reader: %(message)s')
     session = BotaDriverSession(args.port, args.baudrate, args.sinc_length)
@@ -159,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reader.send(Kind.READY)
         if args.start:
+            reader.rt_priority = args.rt_priority
             reader.handle(START)
             if not reader.streaming:
                 return 1

@@ -116,7 +116,8 @@ class BuiltinBackend:
             raise BackendError(f'cannot open {self.port}: {self.error}')
         self._run_blocking(self._configure_script(), ACK_TIMEOUT_S * ACK_RETRIES * 3)
 
-    def start(self) -> None:
+    def start(self, rt_priority: int = 0) -> None:
+        # The caller's loop is the only thread that reads: the node sets its priority.
         self._run_blocking(['R'], ACK_TIMEOUT_S * ACK_RETRIES)
         self._want_stream = True
 

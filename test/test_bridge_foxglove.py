@@ -24,6 +24,7 @@ from sensor_msgs.msg import Image
 from websockets.asyncio.client import connect
 
 from sensor_workers import qos
+from sensor_workers.lifetime import tied_command
 from sensor_workers.paths import config_file
 from sensor_workers.testing.processes import ProcessGroup
 from sensor_workers.testing.ros_probe import RosProbe
@@ -82,7 +83,7 @@ def cell(tmp_path_factory: pytest.TempPathFactory, ros_env) -> Iterator[Cell]:
 
 
 def _start_client(options: dict) -> subprocess.Popen:
-    return subprocess.Popen([NODE, str(CLIENT / 'client.mjs'), json.dumps(options)],
+    return subprocess.Popen(tied_command([NODE, str(CLIENT / 'client.mjs'), json.dumps(options)]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=CLIENT, env={**os.environ, 'NODE_NO_WARNINGS': '1'})
 

@@ -6,6 +6,7 @@ import socket
 import sys
 import time
 
+import psutil
 from std_msgs.msg import String
 
 from sensor_workers.testing.processes import live_descendants
@@ -97,6 +98,26 @@ def test_child_dies_with_its_parent(procs):
                    'p.stdout.readline(); print(p.pid, flush=True); time.sleep(60)\n')
     parent = procs.start('parent', [sys.executable, '-c', parent_code])
     child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
+    parent.signal(signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert child_pid not in [p.pid for p in live_descendants()]
+
+
+def test_a_command_that_never_arms_the_tie_dies_with_its_starter(procs):
+    # A benchmark's probe, node or `python -c` started by the harness in a process that is then
+    # SIGKILLed (as pytest may be, by the OOM killer): the harness tied the command itself.
+    parent_code = ('import sys, time; from pathlib import Path\n'
+                   'from sensor_workers.testing.processes import ProcessGroup\n'
+                   'group = ProcessGroup(Path(sys.argv[1]))\n'
+                   'child = group.start("sleeper", [sys.executable, "-c", "import time; '
+                   'time.sleep(60)"])\n'
+                   'print(child.pid, flush=True); time.sleep(60)\n')
+    parent = procs.start('parent', [sys.executable, '-c', parent_code, str(procs.log_dir)])
+    child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
+    time.sleep(0.3)  # the exec is done: the sleeper, not the tie, is what runs now
+    assert 'time.sleep(60)' in ' '.join(psutil.Process(child_pid).cmdline())
     parent.signal(signal.SIGKILL)
     deadline = time.monotonic() + 2.0
     while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:

@@ -79,12 +79,13 @@ class ManagedProcess:
         for variable in unset:
             full_env.pop(variable, None)
         full_env.setdefault('PYTHONUNBUFFERED', '1')
-        # Our processes arm PR_SET_PDEATHSIG from this: they die with the test run even when it is
-        # SIGKILLed or OOM-killed (processes are started from pytest's main thread).
+        # Every command dies with the test run, even when it is SIGKILLed or OOM-killed: the tie
+        # is armed before the command is exec'd (lifetime.tied_command; processes are started
+        # from pytest's main thread). Our programs pass it on to their children (environment).
         full_env.update(lifetime.child_environment())
         self.popen = subprocess.Popen(
-            list(cmd), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=stdin,
-            env=full_env, cwd=cwd)
+            lifetime.tied_command(cmd), stdout=self._log_file, stderr=subprocess.STDOUT,
+            stdin=stdin, env=full_env, cwd=cwd)
         self.pid = self.popen.pid
 
     def output(self) -> str:

@@ -17,6 +17,7 @@ from manager_helpers import Watch, available_devices, start_manager, write_confi
 import psutil
 import pytest
 
+from sensor_workers import shm_segments
 from sensor_workers.shm_segments import held, segment_locks
 from sensor_workers.side_channel.layout import channel_path
 from sensor_workers.testing.ros_probe import RosProbe
@@ -28,6 +29,7 @@ pytestmark = [
 ]
 
 KILLS = 20
+GUARD_S = shm_segments.MIN_AGE_S + 0.1
 
 
 def unheld_segments(since: float) -> list[Path]:
@@ -52,6 +54,22 @@ def unheld_ports(since: float) -> list[Path]:
         except FileNotFoundError:
             continue
     return unheld
+
+
+def segments_older_than(pid: int, age_s: float) -> bool:
+    """Tell whether every Fast DDS segment `pid` maps is `age_s` old (the F/T worker has none)."""
+    locks = [Path(f'{path}_el') for path in mapped_segments(pid)]
+    try:
+        return all(time.time() - lock.stat().st_mtime >= age_s for lock in locks)
+    except FileNotFoundError:
+        return False
+
+
+def mapped_segments(pid: int) -> set[str]:
+    """Return the Fast DDS segments (ports excluded) that `pid` maps."""
+    maps = Path(f'/proc/{pid}/maps').read_text(errors='replace')
+    paths = (line.split(maxsplit=5)[5:] for line in maps.splitlines())
+    return {path[0] for path in paths if path and shm_segments.is_segment(path[0])}
 
 
 def live_sim_dirs() -> set[str]:
@@ -80,9 +98,11 @@ def test_twenty_kills_leave_no_directory_and_no_segment(procs, tmp_path):
         for kill in range(KILLS):
             device = ('ft', 'camera')[kill % 2]
             pid = int(watch.state(device)['pid'])
+            # A segment younger than the cleanup's guard may be one being created: it stays.
+            wait_until(lambda pid=pid: segments_older_than(pid, GUARD_S), 10,
+                       f'the segments of {device} pid {pid} older than {GUARD_S} s')
             os.kill(pid, signal.SIGKILL)
             watch.wait_active([device], timeout=60, not_pid=pid)
-            time.sleep(1.2)  # the replacement's segment is older than the cleanup's guard
         wait_until(lambda: not unheld_segments(started), 10,
                    'segments of killed workers removed')
         # A dead listener's port goes once its writers let go of it (the 3 s lease at most).

@@ -32,20 +32,27 @@ import re
 import time
 
 SHM_DIR = Path('/dev/shm')
-_SEGMENT_LOCK = re.compile(r'^fastrtps_[0-9a-z]{16}_el$')
+_SEGMENT = re.compile(r'^fastrtps_[0-9a-z]{16}$')
 _PORT = re.compile(r'^fastrtps_port\d+$')
 _PORT_MUTEX = re.compile(r'^sem\.(fastrtps_port\d+)_mutex$')
 # A lock file this young may belong to a segment being created (file made, not yet locked).
-_MIN_AGE_S = 1.0
+MIN_AGE_S = 1.0
 log = logging.getLogger(__name__)
 
 
 def segment_locks(directory: Path = SHM_DIR) -> list[Path]:
     """Return the `_el` lock files of the segments in `directory` (ports excluded)."""
     try:
-        return [p for p in directory.iterdir() if _SEGMENT_LOCK.match(p.name)]
+        return [p for p in directory.iterdir()
+                if p.name.endswith('_el') and _SEGMENT.match(p.name.removesuffix('_el'))]
     except OSError:
         return []
+
+
+def is_segment(path: str) -> bool:
+    """Tell whether `path` names a participant's segment in /dev/shm (not a port, not a lock)."""
+    directory, _, name = path.rpartition('/')
+    return directory == str(SHM_DIR) and bool(_SEGMENT.match(name))
 
 
 def remove_dead_segments(directory: Path = SHM_DIR) -> list[Path]:
@@ -53,7 +60,7 @@ def remove_dead_segments(directory: Path = SHM_DIR) -> list[Path]:
     removed = []
     for lock in segment_locks(directory):
         try:
-            if time.time() - lock.stat().st_mtime < _MIN_AGE_S or held(lock):
+            if time.time() - lock.stat().st_mtime < MIN_AGE_S or held(lock):
                 continue
         except OSError:  # removed meanwhile
             continue

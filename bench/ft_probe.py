@@ -3,7 +3,9 @@
 Every received sample is kept as (arrival time, sample counter): the counter comes from the
 simulator's values (`bota_sim` encodes it in Mz), so the analysis knows when each sample was due
 and which ones never came. On SIGTERM/SIGINT, on `--max-seconds` or when the websocket closes,
-the records are written to `--out` (.npz) and the process exits 0.
+the records are written to `--out` (.npz) and the process exits 0. Meanwhile the newest counter
+is written to `<out>.progress` every PROGRESS_S, so a benchmark can tell when a probe has caught
+up with the stream.
 
     python -m bench.ft_probe ros --out ros.npz --max-seconds 300
     python -m bench.ft_probe ws --url ws://127.0.0.1:8080/ws/wrench --out ws.npz
@@ -18,6 +20,7 @@ from array import array
 import asyncio
 import json
 import os
+from pathlib import Path
 import signal
 import sys
 import threading
@@ -27,16 +30,34 @@ import numpy as np
 
 # The probes stop by themselves even if nobody stops them.
 DEFAULT_MAX_SECONDS = 900.0
+PROGRESS_S = 0.05
+
+
+def progress_path(out: str | Path) -> Path:
+    """Return where the probe writing `out` keeps its newest counter."""
+    return Path(f'{out}.progress')
 
 
 class Records:
     """Arrival times and counters, appended from one thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: str) -> None:
         self.arrival_ns = array('q')
         self.counter = array('q')
         self.batch = array('q')  # websocket batch sequence number (-1 for ROS)
         self.reported_dropped = 0
+        self._progress = progress_path(out)
+        self._progress_due = 0
+
+    def add(self, arrival_ns: int, counter: int, batch: int = -1) -> None:
+        self.arrival_ns.append(arrival_ns)
+        self.counter.append(counter)
+        self.batch.append(batch)
+        if arrival_ns >= self._progress_due:
+            self._progress_due = arrival_ns + int(PROGRESS_S * 1e9)
+            partial = self._progress.with_suffix('.partial')
+            partial.write_text(str(counter))
+            partial.replace(self._progress)
 
     def save(self, path: str, source: str) -> None:
         np.savez(path, arrival_ns=np.frombuffer(self.arrival_ns, dtype=np.int64),
@@ -53,14 +74,11 @@ def run_ros(out: str, max_seconds: float) -> int:
     from sensor_workers import qos
     from sensor_workers.ft.sim import counter_from_wrench
 
-    records = Records()
+    records = Records(out)
 
     def on_wrench(msg: WrenchStamped) -> None:
-        now = time.time_ns()
         t = msg.wrench.torque
-        records.arrival_ns.append(now)
-        records.counter.append(counter_from_wrench((0.0, 0.0, 0.0, 0.0, 0.0, t.z)))
-        records.batch.append(-1)
+        records.add(time.time_ns(), counter_from_wrench((0.0, 0.0, 0.0, 0.0, 0.0, t.z)))
 
     rclpy.init(args=['--ros-args', '-r', '__node:=ft_probe'])
     node = rclpy.create_node('ft_probe')
@@ -98,9 +116,7 @@ async def _run_ws(url: str, records: Records, max_seconds: float, stop: asyncio.
                     records.reported_dropped = batch.get('dropped', 0)
                     seq = batch.get('seq', -1)
                     for sample in batch['samples']:
-                        records.arrival_ns.append(now)
-                        records.counter.append(counter_from_wrench(sample[1:7]))
-                        records.batch.append(seq)
+                        records.add(now, counter_from_wrench(sample[1:7]), seq)
         except (OSError, ConnectionClosed, TimeoutError):
             # The bridge is not (yet) up or went away: try again until told to stop.
             await asyncio.sleep(0.2)
@@ -109,7 +125,7 @@ async def _run_ws(url: str, records: Records, max_seconds: float, stop: asyncio.
 def run_ws(url: str, out: str, max_seconds: float) -> int:
     if not url.startswith('ws://127.0.0.1:'):
         raise SystemExit('ft_probe talks to ws://127.0.0.1 only')
-    records = Records()
+    records = Records(out)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -131,7 +147,7 @@ def run_pty(port: str, out: str, max_seconds: float) -> int:
     from sensor_workers.ft.protocol import FrameParser
     from sensor_workers.ft.sim import counter_from_wrench
 
-    records = Records()
+    records = Records(out)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -148,9 +164,7 @@ def run_pty(port: str, out: str, max_seconds: float) -> int:
             data = os.read(fd, 4096)
             now = time.time_ns()
             for frame in parser.feed(data):
-                records.arrival_ns.append(now)
-                records.counter.append(counter_from_wrench(frame.wrench))
-                records.batch.append(-1)
+                records.add(now, counter_from_wrench(frame.wrench))
     records.save(out, 'pty')
     return 0
 

@@ -29,13 +29,15 @@ design can beat.
 Per set-up: sample latency (arrival - time the simulator was due to write the sample) and
 inter-arrival jitter (|gap between consecutive samples - period|; websocket: between batches -
 wrench_batch_ms) as p50/p99/p99.9/max, and lost samples (due inside the window, not received
-within DRAIN_S after it: a sample that comes later than the window is late, not lost).
+within DRAIN_S after it: a sample that comes later than the window is late, not lost). The drain
+ends earlier once every probe has a sample due after the window (ft_probe's progress file).
 
     python -m bench.isolation --seconds 15 [--rates 800,1000] [--setups a,b,b_tuned,c,c_tuned]
 """
 
 import argparse
 from dataclasses import asdict, dataclass
+from functools import partial
 import json
 import os
 from pathlib import Path
@@ -48,6 +50,8 @@ import time
 
 import numpy as np
 import psutil
+
+from bench.ft_probe import progress_path
 
 REPO = Path(__file__).resolve().parents[1]
 SINC = {800: 64, 1000: 51}  # sample period = sinc / 51200 s
@@ -75,6 +79,24 @@ CLOSE_WAIT_S = 15.0  # the load generator ends by itself; this long at most afte
 DRAIN_S = 6.0
 CAMERA_SIZE = (2448, 2048)
 WRENCH_BATCH_MS = 20
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A probe's view of a simulator: where it writes its newest counter, and the sim's clock."""
+
+    progress: Path
+    epoch_ns: int
+    period_ns: float
+
+    def caught_up(self, end_ns: int) -> bool:
+        """Tell whether the probe has received a sample due at or after `end_ns`."""
+        try:
+            newest = int(self.progress.read_text())
+        except (OSError, ValueError):  # nothing received yet, or replaced meanwhile
+            return False
+        due = round((end_ns - self.epoch_ns) / self.period_ns) % COUNTER_MODULUS
+        return (newest - due) % COUNTER_MODULUS < COUNTER_MODULUS // 2
 
 
 @dataclass
@@ -218,6 +240,7 @@ class Run:
         self.bridge_url = ''
         self.bridge_pid = 0
         self.loads: dict[tuple[str, int], dict] = {}
+        self.streams: list[Stream] = []  # the probes of the windows measured now
 
     def _collect_heartbeats(self):
         from diagnostic_msgs.msg import DiagnosticStatus
@@ -377,7 +400,7 @@ class Run:
                 self.loads[(setup, rate)] = json.loads(summary.group(1))
             self.stop(load)
             self.camera_streaming(False)
-        time.sleep(max(0.0, DRAIN_S - (time.time_ns() - end) / 1e9))
+        self.drain(end)
         for pid in pin:
             self.note(pin_threads(pid, set(range(os.cpu_count()))))
 
@@ -396,12 +419,16 @@ class Run:
                                str(floor_link), '--out', str(pty_out),
                                '--max-seconds', '900', rt=PROBE_RT)
         pty_probe.wait_for_output('^probe ready', timeout=30)
+        main_stream = partial(Stream, epoch_ns=epoch_ns, period_ns=period_ns)
+        self.streams = [main_stream(progress_path(ros_out)),
+                        Stream(progress_path(pty_out), floor_epoch, floor_period)]
         ws_files = []
         own = [s for s in setups if s in ('a', 'b', 'b_tuned', 'b_core')]
         if own:
             bridge = self.start_bridge()
             ws_probe, ws_out = self.start_ws_probe(rate, 'own')
             ws_files.append(ws_out)
+            self.streams.append(main_stream(progress_path(ws_out)))
             ft = None
             tuned = None
             for setup in own:
@@ -416,15 +443,18 @@ class Run:
                 self.measure(setup, rate, loaded=setup != 'a', pin=web)
             self.stop(ft)
             self.stop_ws_probe(ws_probe)
+            self.streams.pop()
             self.stop(bridge)
         for setup in [s for s in setups if s.startswith('c')]:
             rt_priority = WORKER_RT if setup == 'c_tuned' else 0
             bridge = self.start_bridge(embed=(link, rate, rt_priority))
             ws_probe, ws_out = self.start_ws_probe(rate, setup)
             ws_files.append(ws_out)
+            self.streams.append(main_stream(progress_path(ws_out)))
             self.wait_streaming(rate)
             self.measure(setup, rate, loaded=setup != 'c_idle')
             self.stop_ws_probe(ws_probe)
+            self.streams.pop()
             self.note(_gc_line(self.stop_and_read(bridge), setup, rate))
         self.stop(ros_probe)
         self.stop(sim)
@@ -432,6 +462,12 @@ class Run:
         self.stop(floor_sim)
         return {'epoch_ns': epoch_ns, 'period_ns': period_ns, 'ros': ros_out, 'ws': ws_files,
                 'pty': (pty_out, floor_epoch, floor_period)}
+
+    def drain(self, end_ns: int) -> None:
+        """Wait until every probe has caught up with the window's end, DRAIN_S after it at most."""
+        deadline = end_ns + int(DRAIN_S * 1e9)
+        while time.time_ns() < deadline and not all(s.caught_up(end_ns) for s in self.streams):
+            time.sleep(0.05)
 
     def stop_and_read(self, process) -> str:
         self.stop(process)

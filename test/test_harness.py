@@ -11,6 +11,7 @@ from std_msgs.msg import String
 
 from sensor_workers.testing.processes import live_descendants
 from sensor_workers.testing.ros_env import isolated_ros_environment, pick_domain_id
+from sensor_workers.testing.waiting import wait_until
 
 
 def test_environment_is_isolated(ros_env):
@@ -118,6 +119,23 @@ def test_a_command_that_never_arms_the_tie_dies_with_its_starter(procs):
     child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
     time.sleep(0.3)  # the exec is done: the sleeper, not the tie, is what runs now
     assert 'time.sleep(60)' in ' '.join(psutil.Process(child_pid).cmdline())
+    parent.signal(signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert child_pid not in [p.pid for p in live_descendants()]
+
+
+def test_the_tie_without_setpriv_holds_too(procs):
+    # Where util-linux's setpriv is missing, lifetime.py itself arms the tie, then execs.
+    parent_code = ('import subprocess, sys, time; from sensor_workers import lifetime\n'
+                   'child = subprocess.Popen(lifetime.tied_command([sys.executable, "-c", '
+                   '"import time; time.sleep(60)"], use_setpriv=False))\n'
+                   'print(child.pid, flush=True); time.sleep(60)\n')
+    parent = procs.start('parent', [sys.executable, '-c', parent_code])
+    child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
+    wait_until(lambda: 'time.sleep(60)' in ' '.join(psutil.Process(child_pid).cmdline()), 5,
+               'the command ran')
     parent.signal(signal.SIGKILL)
     deadline = time.monotonic() + 2.0
     while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:

@@ -6,9 +6,11 @@ The parent puts its PID into the child's environment (`child_environment()`); th
 This avoids `preexec_fn`, which is unsafe in a multi-threaded parent such as an rclpy process.
 
 For a program that does not arm the tie itself (a benchmark's probe, node, a `python -c`), the
-test and benchmark harness starts it through `tied_command()`: this file, run as a script
-without `site` (~45 ms here), arms the tie and execs the program. The tie outlives the exec
-(PR_SET_PDEATHSIG is kept unless the program is set-user-ID).
+test and benchmark harness starts it through `tied_command()`, which arms the tie and execs the
+program: util-linux's `setpriv --pdeathsig` (~3 ms), or, where that is missing, this file run as
+a script without `site` (~45 ms, and it also checks the parent's PID). The tie outlives the exec
+(PR_SET_PDEATHSIG is kept unless the program is set-user-ID). The delay counts: a signal that
+reaches the command before its own handlers are in place ends it by default action.
 
 The launch files set the tie too (the launch process's PID): a failed or SIGTERMed
 `ros2 launch` takes the cell along. A launch prefix (`--launch-prefix 'gdb -ex run --args'`)
@@ -18,6 +20,7 @@ puts a wrapper between the two; the tie then follows the wrapper, which is the c
 from collections.abc import Sequence
 import ctypes
 import os
+import shutil
 import signal
 import sys
 
@@ -64,8 +67,11 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(')')[2].split()[0] not in ('Z', 'X')
 
 
-def tied_command(command: Sequence[str]) -> list[str]:
+def tied_command(command: Sequence[str], use_setpriv: bool = True) -> list[str]:
     """Return `command` started so that it dies with this process, whatever it runs."""
+    setpriv = shutil.which('setpriv') if use_setpriv else None
+    if setpriv is not None:
+        return [setpriv, '--pdeathsig', 'TERM', '--', *command]
     # -I: not even this file's directory on sys.path (its modules must not shadow the stdlib)
     return [sys.executable, '-I', '-S', __file__, str(os.getpid()), *command]
 

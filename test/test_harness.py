@@ -64,10 +64,7 @@ def test_orphans_are_adopted_and_visible(procs):
     parent.popen.wait(10)
     assert grandchild_pid in [p.pid for p in live_descendants()]
     os.kill(grandchild_pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while grandchild_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert grandchild_pid not in [p.pid for p in live_descendants()]
+    wait_gone(grandchild_pid, 5)
 
 
 def test_probe_talks_to_another_process_over_dds(procs, probe):
@@ -87,6 +84,12 @@ def test_probe_talks_to_another_process_over_dds(procs, probe):
     assert values == sorted(values)
 
 
+def wait_gone(pid: int, timeout: float) -> None:
+    """Wait until `pid` is no longer a live descendant of this process; fail after `timeout`."""
+    wait_until(lambda: pid not in [p.pid for p in live_descendants()], timeout,
+               f'pid {pid} gone', period=0.02)
+
+
 def test_child_dies_with_its_parent(procs):
     # The parent starts a child that calls die_with_parent(), prints its pid, then is SIGKILLed.
     child_code = ('from sensor_workers.lifetime import die_with_parent; import time; '
@@ -100,47 +103,38 @@ def test_child_dies_with_its_parent(procs):
     parent = procs.start('parent', [sys.executable, '-c', parent_code])
     child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
     parent.signal(signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert child_pid not in [p.pid for p in live_descendants()]
+    wait_gone(child_pid, 2.0)
+
+
+SLEEPER = [sys.executable, '-c', 'import time; time.sleep(60)']
 
 
 def test_a_command_that_never_arms_the_tie_dies_with_its_starter(procs):
     # A benchmark's probe, node or `python -c` started by the harness in a process that is then
     # SIGKILLed (as pytest may be, by the OOM killer): the harness tied the command itself.
-    parent_code = ('import sys, time; from pathlib import Path\n'
-                   'from sensor_workers.testing.processes import ProcessGroup\n'
-                   'group = ProcessGroup(Path(sys.argv[1]))\n'
-                   'child = group.start("sleeper", [sys.executable, "-c", "import time; '
-                   'time.sleep(60)"])\n'
-                   'print(child.pid, flush=True); time.sleep(60)\n')
-    parent = procs.start('parent', [sys.executable, '-c', parent_code, str(procs.log_dir)])
-    child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
-    time.sleep(0.3)  # the exec is done: the sleeper, not the tie, is what runs now
-    assert 'time.sleep(60)' in ' '.join(psutil.Process(child_pid).cmdline())
-    parent.signal(signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert child_pid not in [p.pid for p in live_descendants()]
+    starts = ('from sensor_workers.testing.processes import ProcessGroup\n'
+              f'child = ProcessGroup(Path(sys.argv[1])).start("sleeper", {SLEEPER!r})')
+    sleeper_dies_with_its_starter(procs, starts, str(procs.log_dir))
 
 
 def test_the_tie_without_setpriv_holds_too(procs):
     # Where util-linux's setpriv is missing, lifetime.py itself arms the tie, then execs.
-    parent_code = ('import subprocess, sys, time; from sensor_workers import lifetime\n'
-                   'child = subprocess.Popen(lifetime.tied_command([sys.executable, "-c", '
-                   '"import time; time.sleep(60)"], use_setpriv=False))\n'
-                   'print(child.pid, flush=True); time.sleep(60)\n')
-    parent = procs.start('parent', [sys.executable, '-c', parent_code])
+    starts = ('from sensor_workers import lifetime\n'
+              f'child = subprocess.Popen(lifetime.tied_command({SLEEPER!r}, use_setpriv=False))')
+    sleeper_dies_with_its_starter(procs, starts)
+
+
+def sleeper_dies_with_its_starter(procs, starts: str, *args: str) -> None:
+    """Run `starts` (it sets `child`) in a process, SIGKILL that process, see the sleeper end."""
+    parent_code = ('import subprocess, sys, time; from pathlib import Path\n'
+                   f'{starts}\nprint(child.pid, flush=True); time.sleep(60)\n')
+    parent = procs.start('parent', [sys.executable, '-c', parent_code, *args])
     child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
+    # Past the exec: the sleeper, not what ties it, is what runs now.
     wait_until(lambda: 'time.sleep(60)' in ' '.join(psutil.Process(child_pid).cmdline()), 5,
-               'the command ran')
+               'the sleeper running')
     parent.signal(signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert child_pid not in [p.pid for p in live_descendants()]
+    wait_gone(child_pid, 2.0)
 
 
 def test_child_whose_parent_died_before_the_tie_ends_itself(procs):
@@ -169,7 +163,4 @@ def test_a_wrapper_between_parent_and_child_keeps_the_tie(procs):
     time.sleep(0.5)
     assert child_pid in [p.pid for p in live_descendants()], 'the child ended itself'
     wrapper.signal(signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    while child_pid in [p.pid for p in live_descendants()] and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert child_pid not in [p.pid for p in live_descendants()]
+    wait_gone(child_pid, 2.0)

@@ -49,8 +49,8 @@ class BotaDriverBackend:
     def __init__(self, port: str, baudrate: int, sinc_length: int) -> None:
         check_sinc_length(sinc_length)
         self.port = port
-        self.baudrate = baudrate
-        self.sinc_length = sinc_length
+        self._reader = [sys.executable, '-m', READER_MODULE, '--port', port,
+                        '--baudrate', str(baudrate), '--sinc-length', str(sinc_length)]
         self.error = ''
         self.generation = 0
         self.reader_exits = 0
@@ -137,9 +137,8 @@ class BotaDriverBackend:
             fcntl.fcntl(records_fd, _F_SETPIPE_SZ, PIPE_SIZE)
         except OSError as error:  # above /proc/sys/fs/pipe-max-size: the default 64 KiB stays
             log.warning('%s: reader pipe stays at its default size (%s)', self.port, error)
-        command = [sys.executable, '-m', READER_MODULE, '--port', self.port,
-                   '--baudrate', str(self.baudrate), '--sinc-length', str(self.sinc_length),
-                   '--records-fd', str(write_fd), '--rt-priority', str(self._rt_priority)]
+        command = [*self._reader, '--records-fd', str(write_fd),
+                   '--rt-priority', str(self._rt_priority)]
         try:
             self._process = subprocess.Popen(  # noqa: S603 our own interpreter and module
                 command + (['--start'] if start else []), stdin=subprocess.PIPE, bufsize=0,

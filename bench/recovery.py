@@ -43,7 +43,7 @@ from sensor_workers import paths, qos  # noqa: E402
 from sensor_workers.diagnostics import latest_status, status_values  # noqa: E402
 from sensor_workers.paths import FASTDDS_PROFILE_VARIABLES  # noqa: E402
 from sensor_workers.testing.processes import ProcessGroup, log_directory  # noqa: E402
-from sensor_workers.testing.ros_probe import RosProbe, StreamStats  # noqa: E402
+from sensor_workers.testing.ros_probe import STREAM_BATCH_S, RosProbe, StreamStats  # noqa: E402
 from sensor_workers.testing.waiting import wait_until  # noqa: E402
 
 TOPICS = {'ft': ('/ft/wrench', WrenchStamped), 'camera': ('/camera/image_raw', Image)}
@@ -70,7 +70,7 @@ class Bench:
     def __init__(self, devices: list[str], directory: Path, standby: bool = True) -> None:
         self.devices = devices
         self.procs = ProcessGroup(directory, ENV)
-        self.probe = RosProbe('recovery_bench')
+        self.probe = RosProbe('recovery_bench', batch_s=STREAM_BATCH_S)
         self.states = self.probe.collect(DiagnosticArray, '/manager/device_states', qos.LATCHED)
         self.events = self.probe.collect(DiagnosticStatus, '/safety/worker_events',
                                          qos.LATCHED_EVENTS)

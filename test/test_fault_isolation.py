@@ -21,7 +21,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
-from sensor_workers.testing.ros_probe import RosProbe, StreamStats
+from sensor_workers.testing.ros_probe import STREAM_BATCH_S, RosProbe, StreamStats
 from sensor_workers.testing.waiting import wait_until
 
 pytestmark = [
@@ -58,7 +58,7 @@ class Cell:
 def cell(tmp_path_factory, ros_env) -> Iterator[Cell]:
     directory = tmp_path_factory.mktemp('isolation')
     procs = ProcessGroup(directory, ros_env)
-    probe = RosProbe('isolation_probe')
+    probe = RosProbe('isolation_probe', batch_s=STREAM_BATCH_S)
     try:
         watch = Watch.attach(probe)
         streams = {d: probe.count_stream(msg_type, topic, qos)

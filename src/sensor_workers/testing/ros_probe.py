@@ -1,6 +1,7 @@
 """A test-side ROS node with its own context: collect topics, call services, drive lifecycles."""
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import threading
 import time
@@ -19,6 +20,7 @@ from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
+from rclpy.subscription import Subscription
 
 from sensor_workers.allocator import keep_large_buffers
 from sensor_workers.params import outcomes, set_parameters_request
@@ -39,6 +41,9 @@ START = {'configure': 'unconfigured', 'activate': 'inactive', 'deactivate': 'act
 GOAL = {'configure': 'inactive', 'activate': 'active', 'deactivate': 'inactive',
         'cleanup': 'unconfigured', 'shutdown': 'finalized'}
 
+# A probe's `batch_s` for high-rate streams (see RosProbe): a 1 kHz stream costs ~14 % of a core
+# instead of about half of one.
+STREAM_BATCH_S = 0.01
 # What one subscription of a probe may hold in messages: a test that keeps every 1 MB image of
 # a module for minutes grew pytest to 23 GB. Counts and stream statistics are not bounded by it.
 KEEP_BYTES = 64 << 20
@@ -46,7 +51,7 @@ KEEP_BYTES = 64 << 20
 
 @dataclass
 class Received:
-    """The newest messages of one subscription with their monotonic arrival times.
+    """The newest messages of one subscription with their arrival times (monotonic clock).
 
     At most `keep` messages are held (the oldest go first); `total` counts all of them.
     """
@@ -94,7 +99,8 @@ class StreamStats:
 
     Losses are counted from the publisher's sequence numbers (per writer; they restart at 1 when
     a new writer replaces the old one, which `writers` counts, and `new_writer_at` is when the
-    newest writer's first message arrived). Gaps are between arrivals.
+    newest writer's first message arrived). Gaps are between arrivals, timed when this process
+    received each message, so a probe that takes them late does not make gaps of its own.
     """
 
     received: int = 0
@@ -146,9 +152,18 @@ class RosProbe:
     our nodes it loads our Fast DDS profile, or the user's, with what that takes
     (`use_fastdds_profile()`), so what the workers' data meets here is what it meets at a
     subscriber configured as the cell is.
+
+    Arrival times are when this process received a message (the DDS receive time, taken by the
+    middleware's thread), not when the executor got to it. `batch_s` > 0 makes the probe cheap
+    for high-rate streams: each turn of rclpy's executor costs ~0.45 ms of CPU here, so a 1 kHz
+    stream taken one message per turn cost half a core (48-61 %), and a probe that fell behind
+    on a busy machine lost messages from its own history (3 s behind on the F/T stream and 2597
+    samples lost beside a camera restart under a CPU hog). With `batch_s` the spin thread waits
+    that long after each turn and every subscription takes all its queued messages at once: at
+    10 ms a 1 kHz stream costs ~14 % of a core. Service answers come up to that much later.
     """
 
-    def __init__(self, name: str = 'probe') -> None:
+    def __init__(self, name: str = 'probe', batch_s: float = 0.0) -> None:
         keep_large_buffers()
         use_fastdds_profile()
         self.context = Context()
@@ -156,13 +171,17 @@ class RosProbe:
         self.node = Node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self.batch_s = batch_s
         self._clients: dict[str, Client] = {}
         self._thread = threading.Thread(target=self._spin, name=f'{name}-spin', daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
         try:
-            self.executor.spin()
+            while self.context.ok():
+                self.executor.spin_once(timeout_sec=0.1)
+                if self.batch_s > 0:
+                    time.sleep(self.batch_s)
         except Exception:  # noqa: BLE001 context shut down under us at close()
             pass
 
@@ -187,11 +206,8 @@ class RosProbe:
         At most `keep` messages, and no more than KEEP_BYTES of them, are held.
         """
         received = Received(keep=keep)
-
-        def on_message(msg: Any) -> None:
-            received.add(msg, time.monotonic())
-
-        self.node.create_subscription(msg_type, topic, on_message, qos)
+        self._subscribe(msg_type, topic, qos, raw=False,
+                        on_message=lambda msg, _info, arrival: received.add(msg, arrival))
         return received
 
     def count_stream(self, msg_type: type, topic: str, qos: QoSProfile | int) -> StreamStats:
@@ -203,14 +219,28 @@ class RosProbe:
         timed the probe's backlog, not the recovery).
         """
         stats = StreamStats()
+        self._subscribe(msg_type, topic, qos, raw=True, on_message=lambda _serialized, info,
+                        arrival: stats.add(info['publication_sequence_number'], arrival))
+        return stats
 
-        def on_message(_serialized: bytes, info: dict) -> None:
-            stats.add(info['publication_sequence_number'], time.monotonic())
+    def _subscribe(self, msg_type: type, topic: str, qos: QoSProfile | int, raw: bool,
+                   on_message: Callable[[Any, dict, float], None]) -> None:
+        """Subscribe `on_message(message, info, arrival)`; with batching, take all queued ones."""
+        subscription: Subscription
+
+        def take(message: Any, info: dict) -> None:
+            to_monotonic = time.monotonic() - time.time()
+            on_message(message, info, arrival(info, to_monotonic))
+            if self.batch_s <= 0:
+                return
+            # What the executor's own take does, for each message waiting behind this one.
+            with subscription.handle:
+                while (taken := subscription.handle.take_message(msg_type, raw)) is not None:
+                    on_message(taken[0], taken[1], arrival(taken[1], to_monotonic))
 
         # rclpy hands a two-argument callback the message info too; its annotation omits that.
-        self.node.create_subscription(msg_type, topic, on_message, qos,  # type: ignore[arg-type]
-                                      raw=True)
-        return stats
+        subscription = self.node.create_subscription(
+            msg_type, topic, take, qos, raw=raw)  # type: ignore[arg-type]
 
     def publisher(self, msg_type: type, topic: str, qos: QoSProfile | int = 10) -> Publisher:
         return self.node.create_publisher(msg_type, topic, qos)
@@ -325,6 +355,15 @@ class _Requests:
 
     def response(self) -> Any:
         return next(f for f in self.futures if f.done()).result()
+
+
+def arrival(info: dict, to_monotonic: float) -> float:
+    """When this process received a message, on the monotonic clock.
+
+    `to_monotonic` converts wall-clock seconds (the middleware's receive stamp) to it.
+    """
+    received_ns = info.get('received_timestamp') or time.time_ns()
+    return received_ns / 1e9 + to_monotonic
 
 
 def _parameter_value(value: ParameterValue) -> Any:

@@ -8,6 +8,7 @@ the simulated sensor (a kill of the reader and the SCHED_FIFO priority included)
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
+import sys
 import threading
 import time
 
@@ -188,6 +189,33 @@ def test_the_reader_streams_between_start_and_stop_and_reports_a_loss_once():
     assert [decode_frame(p)[0].timestamp_us for k, p in records if k == Kind.FRAME] == \
         [n * 1250 for n in range(5)]
     assert session.started == 1
+
+
+# A reader that starts streaming, then fails the way a respawned one does when its driver
+# cannot be created, and exits.
+FAILING_READER = """
+import os, sys
+from sensor_workers.ft.backends.bota_reader import Kind, encode
+records = int(sys.argv[sys.argv.index('--records-fd') + 1])
+os.write(records, encode(Kind.READY))
+sys.stdin.buffer.read(2)  # START and its priority
+os.write(records, encode(Kind.STARTED))
+os.write(records, encode(Kind.FAILED, b'no sensor on the port'))
+sys.exit(1)
+"""
+
+
+def test_a_reader_that_failed_leaves_its_reason_in_the_error():
+    backend = BotaDriverBackend('/dev/null', 460800, 64)
+    backend._reader = [sys.executable, '-c', FAILING_READER]
+    backend.configure()
+    backend.start()
+    try:
+        assert backend.read(5.0) is None
+        assert backend.error == 'the bota_driver reader exited with code 1 (no sensor on the port)'
+        assert backend.reader_exits == 1
+    finally:
+        backend.close()
 
 
 # The backend and its reader process, against the simulated sensor

@@ -61,6 +61,8 @@ class BotaDriverBackend:
         self._streaming = False
         self._rt_priority = 0
         self._reader_generation: int | None = None
+        # Why the current reader said it failed, for the error its exit leaves.
+        self._failure = ''
         self._next_respawn = 0.0
         self._counters = dict.fromkeys(COUNTER_NAMES, 0)  # the current reader's
         self._earlier = dict.fromkeys(COUNTER_NAMES, 0)  # the sum of the readers before it
@@ -117,6 +119,8 @@ class BotaDriverBackend:
                 return self._take_frame(payload)
             if kind in (Kind.ERROR, Kind.FAILED):
                 self.error = payload.decode(errors='replace')
+            if kind == Kind.FAILED:
+                self._failure = self.error
         return None
 
     def counters(self) -> dict[str, int]:
@@ -152,6 +156,7 @@ class BotaDriverBackend:
         self._buffer.clear()
         self._records.clear()
         self._reader_generation = None
+        self._failure = ''
         self._counters = dict.fromkeys(COUNTER_NAMES, 0)
 
     def _respawn_when_due(self) -> None:
@@ -211,7 +216,8 @@ class BotaDriverBackend:
         process.stdin.close()
         self._close_records()
         self.reader_exits += 1
-        self.error = f'the bota_driver reader exited with code {code}'
+        self.error = f'the bota_driver reader exited with code {code}' + (
+            f' ({self._failure})' if self._failure else '')
         log.warning('%s: %s', self.port, self.error)
         self._retire_reader()
 

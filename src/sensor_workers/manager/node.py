@@ -35,6 +35,7 @@ from sensor_workers.diagnostics import make_status
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.manager import config
+from sensor_workers.manager.device import Device
 from sensor_workers.manager.driver import LifecycleDriver
 from sensor_workers.manager.liveness import (
     Liveness,
@@ -68,61 +69,6 @@ FIRST_BEAT_GRACE_S = 1.0
 NANOSECONDS = 1e9
 # On a graceful stop, how long to wait for `deactivate` before SIGTERM.
 DEACTIVATE_TIMEOUT_S = 0.5
-
-
-class Device:
-    """The manager's view of one device (used from the executor thread only)."""
-
-    def __init__(self, node: 'ManagerNode', spec: WorkerSpec, policy: RestartPolicy,
-                 standby: WarmStandby) -> None:
-        self.name = spec.name
-        self.spec = spec
-        self.policy = policy
-        self.process: WorkerProcess | None = None
-        self.standby = standby
-        # Incremented per spawn; exits and answers of an older generation are ignored.
-        self.generation = 0
-        # Drives the current process's lifecycle (driver.py).
-        self.driver = LifecycleDriver(
-            node, self.name, on_active=partial(node.on_worker_active, self),
-            on_failed=partial(node.on_worker_start_failed, self))
-        self.lifecycle_active = False
-        self.terminate_at: float | None = None
-        # The newest heartbeat of the current process, and the judge of its liveness (from
-        # activation on).
-        self.last_record: HeartbeatRecord | None = None
-        self.liveness: Liveness | None = None
-        # A LATE verdict was reported for the current silence.
-        self.late_reported = False
-        self.restart_service = node.create_service(
-            Trigger, f'~/{self.name}/restart', partial(node.on_restart, self))
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid if self.process is not None else 0
-
-    def process_gone(self) -> bool:
-        return self.process is None or not self.process.alive()
-
-    def process_ended(self) -> bool:
-        """Return whether the process has ended, even if the thread that reaps it has not run."""
-        return self.process is None or self.process.ended()
-
-    def all_gone(self) -> bool:
-        return self.process_gone() and self.standby.gone()
-
-    def reset_runtime(self) -> None:
-        self.process = None
-        self.driver.cancel()
-        self.lifecycle_active = False
-        self.terminate_at = None
-        self.last_record = None
-        self.liveness = None
-        self.late_reported = False
-
-    def destroy(self, node: 'ManagerNode') -> None:
-        self.driver.destroy()
-        node.destroy_service(self.restart_service)
 
 
 class ManagerNode(LifecycleNode):
@@ -173,11 +119,19 @@ class ManagerNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
         for spec in specs:
-            self._devices[spec.name] = Device(self, spec, RestartPolicy(policy_config),
-                                              WarmStandby(self._warm_standby))
+            self._devices[spec.name] = self._supervise(spec, RestartPolicy(policy_config))
         self.get_logger().info(
             f'supervising {", ".join(self._devices) or "no device"} with {self._config_file()}')
         return TransitionCallbackReturn.SUCCESS
+
+    def _supervise(self, spec: WorkerSpec, policy: RestartPolicy) -> Device:
+        """Return the Device of `spec`, with its lifecycle driver and `~/<name>/restart`."""
+        name = spec.name
+        driver = LifecycleDriver(self, name, on_active=partial(self._on_worker_active, name),
+                                 on_failed=partial(self._on_worker_start_failed, name))
+        restart = self.create_service(
+            Trigger, f'~/{name}/restart', partial(self._on_restart, name))
+        return Device(spec, policy, WarmStandby(self._warm_standby), driver, restart)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._stopping = False
@@ -197,7 +151,8 @@ class ManagerNode(LifecycleNode):
             self.get_logger().error('cleanup refused: worker processes are still stopping')
             return TransitionCallbackReturn.FAILURE
         for device in self._devices.values():
-            device.destroy(self)
+            device.driver.destroy()
+            self.destroy_service(device.restart_service)
         self._devices.clear()
         return TransitionCallbackReturn.SUCCESS
 
@@ -387,12 +342,14 @@ class ManagerNode(LifecycleNode):
 
     # Lifecycle of the workers
 
-    def on_worker_start_failed(self, device: Device, reason: str) -> None:
+    def _on_worker_start_failed(self, name: str, reason: str) -> None:
         """Count a start the driver could not bring to `active` as a failure."""
+        device = self._devices[name]
         self._apply(device, device.policy.start_failed(reason, time.monotonic()))
 
-    def on_worker_active(self, device: Device) -> None:
+    def _on_worker_active(self, name: str) -> None:
         """Take the worker as active (the driver saw it so): judge its liveness from now on."""
+        device = self._devices[name]
         now = time.monotonic()
         device.lifecycle_active = True
         device.liveness = Liveness(config.liveness_config(self, FIRST_BEAT_GRACE_S), now)
@@ -458,8 +415,9 @@ class ManagerNode(LifecycleNode):
 
     # Services
 
-    def on_restart(self, device: Device, request: Trigger.Request,
+    def _on_restart(self, name: str, request: Trigger.Request,
                    response: Trigger.Response) -> Trigger.Response:
+        device = self._devices[name]
         if self._stopping:
             response.success = False
             response.message = 'the manager is stopping'

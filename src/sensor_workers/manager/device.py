@@ -1,0 +1,64 @@
+"""Device: the manager's view of one supervised device, its worker process and what it knows.
+
+Used from the manager's executor thread only. The node creates what talks to ROS (the
+lifecycle driver and the `~/<name>/restart` service) and hands it in; nothing here calls back
+into the node.
+"""
+
+from rclpy.service import Service
+
+from sensor_workers.heartbeat import HeartbeatRecord
+from sensor_workers.manager.driver import LifecycleDriver
+from sensor_workers.manager.liveness import Liveness
+from sensor_workers.manager.policy import RestartPolicy
+from sensor_workers.manager.process import WorkerProcess, WorkerSpec
+from sensor_workers.manager.standbys import WarmStandby
+
+
+class Device:
+    """The manager's view of one device (used from the executor thread only)."""
+
+    def __init__(self, spec: WorkerSpec, policy: RestartPolicy, standby: WarmStandby,
+                 driver: LifecycleDriver, restart_service: Service) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.policy = policy
+        self.process: WorkerProcess | None = None
+        self.standby = standby
+        # Incremented per spawn; exits and answers of an older generation are ignored.
+        self.generation = 0
+        # Drives the current process's lifecycle (driver.py).
+        self.driver = driver
+        self.lifecycle_active = False
+        self.terminate_at: float | None = None
+        # The newest heartbeat of the current process, and the judge of its liveness (from
+        # activation on).
+        self.last_record: HeartbeatRecord | None = None
+        self.liveness: Liveness | None = None
+        # A LATE verdict was reported for the current silence.
+        self.late_reported = False
+        # `~/<name>/restart`; kept here so that the node destroys it with the device.
+        self.restart_service = restart_service
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid if self.process is not None else 0
+
+    def process_gone(self) -> bool:
+        return self.process is None or not self.process.alive()
+
+    def process_ended(self) -> bool:
+        """Return whether the process has ended, even if the thread that reaps it has not run."""
+        return self.process is None or self.process.ended()
+
+    def all_gone(self) -> bool:
+        return self.process_gone() and self.standby.gone()
+
+    def reset_runtime(self) -> None:
+        self.process = None
+        self.driver.cancel()
+        self.lifecycle_active = False
+        self.terminate_at = None
+        self.last_record = None
+        self.liveness = None
+        self.late_reported = False

@@ -31,10 +31,9 @@ from std_srvs.srv import Trigger
 
 from sensor_workers import paths, qos
 from sensor_workers.autostart import start_when_spinning
-from sensor_workers.diagnostics import make_status
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.lifetime import die_with_parent
-from sensor_workers.manager import config
+from sensor_workers.manager import config, reporting
 from sensor_workers.manager.device import Device
 from sensor_workers.manager.driver import LifecycleDriver
 from sensor_workers.manager.liveness import (
@@ -51,14 +50,7 @@ from sensor_workers.manager.process import (
     tune,
 )
 from sensor_workers.manager.standbys import WarmStandby
-from sensor_workers.manager.states import (
-    ERROR,
-    STATE_LEVELS,
-    WARN,
-    Action,
-    DeviceState,
-    EventKind,
-)
+from sensor_workers.manager.states import ERROR, Action, DeviceState
 from sensor_workers.topics import DIAGNOSTICS, WORKER_EVENTS
 
 TICK_S = 0.02
@@ -406,10 +398,7 @@ class ManagerNode(LifecycleNode):
             self._apply(device, device.policy.stalled(judgement.silence_s, now))
         elif verdict is Verdict.LATE and not device.late_reported:
             device.late_reported = True
-            self._publish_events(device, [Event(
-                EventKind.HEARTBEAT_LATE, WARN,
-                f'no heartbeat for {judgement.silence_s * 1000:.0f} ms: {judgement.reason}; '
-                'not failed yet')])
+            self._publish_events(device, [reporting.late_event(judgement)])
         elif verdict is Verdict.MANAGER_LATE:
             self.get_logger().debug(f'not judging {device.name}: {judgement.reason}')
 
@@ -445,26 +434,13 @@ class ManagerNode(LifecycleNode):
             self._apply(device, device.policy.transition(now))
             self._ensure_standby(device, now)
         self._check_stopped()
-        signature = tuple(self._signature(d) for d in self._devices.values())
-        if signature != self._last_signature:
+        if reporting.signature(self._devices.values()) != self._last_signature:
             self._publish_states()
-
-    def _signature(self, device: Device) -> tuple:
-        p = device.policy
-        return (p.state, p.restarts, p.failures, p.degraded, p.last_error, device.pid,
-                device.standby.state())
 
     def _publish_events(self, device: Device, events: Sequence[Event]) -> None:
         for event in events:
-            status = make_status(device.name, event.level, event.message, device.name, {
-                'event': event.kind.value,
-                'restarts': device.policy.restarts,
-                'pid': device.pid,
-                'exit_code': '' if event.exit_code is None else event.exit_code,
-                'stamp_ns': time.time_ns(),
-            })
-            self._events.publish(status)
-            text = f'{device.name}: {event.kind.value}: {event.message}'
+            self._events.publish(reporting.event_status(device, event, time.time_ns()))
+            text = reporting.event_text(device, event)
             if event.level >= ERROR:
                 self.get_logger().error(text)
             elif event.level:
@@ -472,43 +448,17 @@ class ManagerNode(LifecycleNode):
             else:
                 self.get_logger().info(text)
 
-    def _device_status(self, device: Device, name: str) -> DiagnosticStatus:
-        policy = device.policy
-        state = policy.state
-        level = ERROR if policy.degraded else STATE_LEVELS[state]
-        record = device.last_record
-        age = -1 if record is None else round((time.monotonic_ns() - record.sent_ns) / 1e6)
-        return make_status(name, level, state.value, device.name, {
-            'state': state.value,
-            'restarts': policy.restarts,
-            'failures': policy.failures,
-            'heartbeat_age_ms': age,
-            # The threshold of this verdict: the bridge judges with it when no manager runs.
-            'heartbeat_timeout_ms': self.get_parameter('heartbeat_timeout_ms').value,
-            'pid': device.pid,
-            'rate_hz': record.rate_hz if record else 0.0,
-            'samples': record.samples if record else 0,
-            'dropped': record.dropped if record else 0,
-            'queue_dropped': record.queue_dropped if record else 0,
-            'degraded': policy.degraded,
-            'backoff_ms': round(policy.backoff_s * 1000),
-            'last_error': policy.last_error,
-            'standby': device.standby.state(),
-        })
-
     def _publish_states(self) -> None:
-        self._last_signature = tuple(self._signature(d) for d in self._devices.values())
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [self._device_status(d, d.name) for d in self._devices.values()]
-        self._states.publish(array)
+        self._last_signature = reporting.signature(self._devices.values())
+        self._states.publish(self._device_array(''))
 
     def _publish_diagnostics(self) -> None:
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [self._device_status(d, f'manager: {d.name}')
-                        for d in self._devices.values()]
-        self._diagnostics.publish(array)
+        self._diagnostics.publish(self._device_array(reporting.DIAGNOSTICS_PREFIX))
+
+    def _device_array(self, prefix: str) -> DiagnosticArray:
+        return reporting.device_array(
+            self._devices.values(), self.get_clock().now().to_msg(),
+            self.get_parameter('heartbeat_timeout_ms').value, time.monotonic_ns(), prefix)
 
 
 def main(args: list[str] | None = None) -> None:

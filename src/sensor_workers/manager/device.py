@@ -9,10 +9,13 @@ from rclpy.service import Service
 
 from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.manager.driver import LifecycleDriver
-from sensor_workers.manager.liveness import Liveness
+from sensor_workers.manager.liveness import Judgement, Liveness
 from sensor_workers.manager.policy import RestartPolicy
-from sensor_workers.manager.process import WorkerProcess, WorkerSpec
+from sensor_workers.manager.process import WorkerProcess, WorkerSpec, thread_sample
 from sensor_workers.manager.standbys import WarmStandby
+from sensor_workers.manager.states import DeviceState
+
+NANOSECONDS = 1e9
 
 
 class Device:
@@ -62,3 +65,37 @@ class Device:
         self.last_record = None
         self.liveness = None
         self.late_reported = False
+
+    # Heartbeats
+
+    def read_heartbeats(self) -> None:
+        """Take what the current process wrote into its heartbeat pipe since the last call."""
+        process = self.process
+        if process is None:
+            return
+        for record in HeartbeatRecord.unpack_all(process.read_heartbeats()):
+            if record.pid == process.pid and not record.standby_ready:
+                self.last_record = record
+                self._take_beat(record)
+
+    def activated(self, liveness: Liveness) -> None:
+        """Take the worker as active: `liveness` judges it from now on."""
+        self.lifecycle_active = True
+        self.liveness = liveness
+        if self.last_record is not None:  # an autostarted worker beats before we confirm
+            self._take_beat(self.last_record)
+
+    def judge(self, now: float, tick_late_s: float) -> Judgement | None:
+        """Judge an active worker's liveness (None: not active, nothing to judge).
+
+        Its loop thread is sampled in /proc; before the first beat names it, its main thread.
+        """
+        if self.policy.phase is not DeviceState.ACTIVE or self.liveness is None:
+            return None
+        thread = thread_sample(self.pid, self.liveness.loop_tid)
+        return self.liveness.judge(now, tick_late_s, thread)
+
+    def _take_beat(self, record: HeartbeatRecord) -> None:
+        if self.liveness is not None:
+            self.liveness.beat(record.sent_ns / NANOSECONDS, record.samples, record.tid)
+            self.late_reported = False

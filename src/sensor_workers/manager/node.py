@@ -31,24 +31,13 @@ from std_srvs.srv import Trigger
 
 from sensor_workers import paths, qos
 from sensor_workers.autostart import start_when_spinning
-from sensor_workers.heartbeat import HeartbeatRecord
 from sensor_workers.lifetime import die_with_parent
 from sensor_workers.manager import config, reporting
 from sensor_workers.manager.device import Device
 from sensor_workers.manager.driver import LifecycleDriver
-from sensor_workers.manager.liveness import (
-    Liveness,
-    ThreadSample,
-    Verdict,
-    parse_thread_stat,
-)
+from sensor_workers.manager.liveness import Liveness, Verdict
 from sensor_workers.manager.policy import Event, RestartPolicy
-from sensor_workers.manager.process import (
-    Spawner,
-    WorkerProcess,
-    WorkerSpec,
-    tune,
-)
+from sensor_workers.manager.process import Spawner, WorkerProcess, WorkerSpec, tune
 from sensor_workers.manager.standbys import WarmStandby
 from sensor_workers.manager.states import ERROR, Action, DeviceState
 from sensor_workers.topics import DIAGNOSTICS, WORKER_EVENTS
@@ -58,7 +47,6 @@ STATES_PERIOD_S = 0.5
 DIAGNOSTICS_PERIOD_S = 1.0
 # Extra time for the first heartbeat after activation (the loop thread is just starting).
 FIRST_BEAT_GRACE_S = 1.0
-NANOSECONDS = 1e9
 # On a graceful stop, how long to wait for `deactivate` before SIGTERM.
 DEACTIVATE_TIMEOUT_S = 0.5
 
@@ -343,49 +331,16 @@ class ManagerNode(LifecycleNode):
         """Take the worker as active (the driver saw it so): judge its liveness from now on."""
         device = self._devices[name]
         now = time.monotonic()
-        device.lifecycle_active = True
-        device.liveness = Liveness(config.liveness_config(self, FIRST_BEAT_GRACE_S), now)
-        if device.last_record is not None:  # an autostarted worker beats before we confirm
-            self._take_beat(device, device.last_record)
+        device.activated(Liveness(config.liveness_config(self, FIRST_BEAT_GRACE_S), now))
         self.get_logger().info(f'{device.name}: active (pid {device.pid})')
         self._apply(device, device.policy.activated(now))
 
-    # Heartbeats
-
-    def _read_heartbeats(self, device: Device) -> None:
-        process = device.process
-        if process is None:
-            return
-        for record in HeartbeatRecord.unpack_all(process.read_heartbeats()):
-            if record.pid == process.pid and not record.standby_ready:
-                device.last_record = record
-                self._take_beat(device, record)
-
-    @staticmethod
-    def _take_beat(device: Device, record: HeartbeatRecord) -> None:
-        if device.liveness is not None:
-            device.liveness.beat(record.sent_ns / NANOSECONDS, record.samples, record.tid)
-            device.late_reported = False
-
-    def _loop_thread(self, device: Device) -> ThreadSample | None:
-        """Sample the worker's loop thread (its main thread before the first beat)."""
-        pid = device.pid
-        tid = device.liveness.loop_tid if device.liveness is not None else 0
-        task = Path(f'/proc/{pid}/task/{tid or pid}')
-        try:
-            text = (task / 'stat').read_text()
-        except OSError:
-            return None
-        try:
-            wchan = (task / 'wchan').read_text()
-        except OSError:  # it ended meanwhile; what stat said stands
-            wchan = ''
-        return parse_thread_stat(text, wchan)
+    # Liveness
 
     def _watch(self, device: Device, now: float, tick_late_s: float) -> None:
-        if device.policy.phase is not DeviceState.ACTIVE or device.liveness is None:
+        judgement = device.judge(now, tick_late_s)
+        if judgement is None:
             return
-        judgement = device.liveness.judge(now, tick_late_s, self._loop_thread(device))
         verdict = judgement.verdict
         if verdict is Verdict.MISSED and device.process_ended():
             # Killed or crashed, not hung: its exit (`exited`, with the code) is on its way from
@@ -423,7 +378,7 @@ class ManagerNode(LifecycleNode):
         tick_late_s = max(0.0, now - self._last_tick - TICK_S)
         self._last_tick = now
         for device in self._devices.values():
-            self._read_heartbeats(device)
+            device.read_heartbeats()
             device.standby.read_ready()
             if device.terminate_at is not None and now >= device.terminate_at:
                 self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)

@@ -29,6 +29,7 @@ import threading
 import time
 
 from sensor_workers import lifetime, paths
+from sensor_workers.manager.liveness import ThreadSample, parse_thread_stat
 from sensor_workers.shm_segments import remove_dead_segments
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,20 @@ def process_state(pid: int) -> str | None:
         return None
     # The state follows the command name, which is in parentheses and may contain spaces.
     return stat.rpartition(')')[2].split()[0]
+
+
+def thread_sample(pid: int, tid: int) -> ThreadSample | None:
+    """Sample thread `tid` of process `pid` in /proc (`tid` 0: its main thread); None if gone."""
+    task = Path(f'/proc/{pid}/task/{tid or pid}')
+    try:
+        text = (task / 'stat').read_text()
+    except OSError:
+        return None
+    try:
+        wchan = (task / 'wchan').read_text()
+    except OSError:  # it ended meanwhile; what stat said stands
+        wchan = ''
+    return parse_thread_stat(text, wchan)
 
 
 class WorkerProcess:

@@ -9,7 +9,7 @@ Heartbeats come through a pipe per worker (heartbeat.py), read on every tick, an
 `liveness.py` from their send times: no DDS stall, in the worker or here, can fake a dead worker.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
 import logging
@@ -66,7 +66,7 @@ class ManagerNode(LifecycleNode):
         # restart services do (the bridge's `manager_name`).
         self._states = self.create_publisher(DiagnosticArray, '~/device_states', qos.LATCHED)
         self._diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, qos.DIAGNOSTICS)
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake = self.create_guard_condition(self._drain_inbox)
         self._spawner = Spawner()
         self._devices: dict[str, Device] = {}
@@ -142,7 +142,7 @@ class ManagerNode(LifecycleNode):
 
     def request_shutdown(self) -> None:
         """Stop every worker (thread-safe; e.g. from a signal handler's thread)."""
-        self._post(('shutdown',))
+        self._post(self._stop_all)
 
     def close(self) -> None:
         """Release the spawner thread once every child is gone."""
@@ -162,27 +162,18 @@ class ManagerNode(LifecycleNode):
 
     # Inputs from other threads
 
-    def _post(self, item: tuple) -> None:
-        self._inbox.put(item)
+    def _post(self, handler: Callable[[], None]) -> None:
+        """Have the executor thread call `handler` (thread-safe)."""
+        self._inbox.put(handler)
         self._wake.trigger()
 
     def _drain_inbox(self) -> None:
         while True:
             try:
-                item = self._inbox.get_nowait()
+                handler = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            kind, *args = item
-            if kind == 'exit':
-                self._on_exit(*args)
-            elif kind == 'spawned':
-                self._on_spawned(*args)
-            elif kind == 'standby_spawned':
-                self._on_standby_spawned(*args)
-            elif kind == 'standby_exit':
-                self._on_standby_exit(*args)
-            elif kind == 'shutdown':
-                self._stop_all()
+            handler()
 
     # Processes
 
@@ -213,10 +204,11 @@ class ManagerNode(LifecycleNode):
                 return
 
         def on_exit(process: WorkerProcess, code: int) -> None:
-            self._post(('exit', device, generation, process, code, time.monotonic()))
+            self._post(partial(self._on_exit, device, generation, process, code, time.monotonic()))
 
         future = self._spawner.spawn(device.spec, on_exit)
-        future.add_done_callback(lambda f: self._post(('spawned', device, generation, f)))
+        future.add_done_callback(
+            lambda f: self._post(partial(self._on_spawned, device, generation, f)))
 
     def _on_spawned(self, device: Device, generation: int,
                     future: 'Future[tuple[WorkerProcess, list[str]]]') -> None:
@@ -269,10 +261,11 @@ class ManagerNode(LifecycleNode):
         device.standby.pending = True
 
         def on_exit(process: WorkerProcess, code: int) -> None:
-            self._post(('standby_exit', device, process, code, time.monotonic()))
+            self._post(partial(self._on_standby_exit, device, process, code, time.monotonic()))
 
         future = self._spawner.spawn(device.spec, on_exit, standby=True)
-        future.add_done_callback(lambda f: self._post(('standby_spawned', device, f)))
+        future.add_done_callback(
+            lambda f: self._post(partial(self._on_standby_spawned, device, f)))
 
     def _on_standby_spawned(self, device: Device,
                             future: 'Future[tuple[WorkerProcess, list[str]]]') -> None:

@@ -139,30 +139,41 @@ def worker_spec(node: Node, device: str, default_params_file: Path) -> WorkerSpe
     )
 
 
+def worker_specs(node: Node, default_params_file: Path) -> list[WorkerSpec]:
+    """Describe the worker of every device; ValueError or FileNotFoundError on a bad entry."""
+    specs = [worker_spec(node, device, default_params_file)
+             for device in node.get_parameter('devices').value]
+    for spec in specs:
+        if spec.params_file is not None and not spec.params_file.is_file():
+            raise FileNotFoundError(f'{spec.name}: no parameter file {spec.params_file}')
+    return specs
+
+
+def seconds(node: Node, name: str) -> float:
+    """Return the millisecond parameter `name` in seconds."""
+    return node.get_parameter(name).value / 1000.0
+
+
 def policy_config(node: Node) -> PolicyConfig:
     """Return the restart policy's settings, from the manager's parameters."""
-    def ms(name: str) -> float:
-        return node.get_parameter(name).value / 1000.0
-
+    initial_s = seconds(node, 'restart_backoff_initial_ms')
     return PolicyConfig(
-        backoff_initial_s=ms('restart_backoff_initial_ms'),
-        backoff_max_s=max(ms('restart_backoff_max_ms'), ms('restart_backoff_initial_ms')),
+        backoff_initial_s=initial_s,
+        backoff_max_s=max(seconds(node, 'restart_backoff_max_ms'), initial_s),
         backoff_reset_s=node.get_parameter('restart_backoff_reset_s').value,
         degraded_after_failures=node.get_parameter('degraded_after_failures').value,
         failure_window_s=node.get_parameter('failure_window_s').value,
-        start_timeout_s=ms('start_timeout_ms'),
+        start_timeout_s=seconds(node, 'start_timeout_ms'),
     )
 
 
 def liveness_config(node: Node, first_beat_grace_s: float) -> LivenessConfig:
     """Return the liveness judge's settings, from the manager's parameters."""
-    def seconds(name: str) -> float:
-        return node.get_parameter(name).value / 1000.0
-
+    timeout_s = seconds(node, 'heartbeat_timeout_ms')
     return LivenessConfig(
-        heartbeat_timeout_s=seconds('heartbeat_timeout_ms'),
-        stall_timeout_s=seconds('stall_timeout_ms'),
-        grace_s=max(seconds('heartbeat_grace_ms'), seconds('heartbeat_timeout_ms')),
+        heartbeat_timeout_s=timeout_s,
+        stall_timeout_s=seconds(node, 'stall_timeout_ms'),
+        grace_s=max(seconds(node, 'heartbeat_grace_ms'), timeout_s),
         first_beat_grace_s=first_beat_grace_s)
 
 

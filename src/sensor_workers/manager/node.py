@@ -90,11 +90,7 @@ class ManagerNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             policy_config = config.policy_config(self)
-            specs = [config.worker_spec(self, device, self._config_file())
-                     for device in self.get_parameter('devices').value]
-            for spec in specs:
-                if spec.params_file is not None and not spec.params_file.is_file():
-                    raise FileNotFoundError(f'{spec.name}: no parameter file {spec.params_file}')
+            specs = config.worker_specs(self, self._config_file())
         except (ValueError, FileNotFoundError) as error:
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
@@ -153,7 +149,7 @@ class ManagerNode(LifecycleNode):
         now = time.monotonic()
         for device in self._devices.values():
             self._apply(device, device.policy.request_stop(now))
-            device.standby.drop(self.get_parameter('stop_timeout_ms').value / 1000.0)
+            device.standby.drop(config.seconds(self, 'stop_timeout_ms'))
         self._check_stopped()
 
     def _check_stopped(self) -> None:
@@ -182,7 +178,7 @@ class ManagerNode(LifecycleNode):
             if action is Action.SPAWN:
                 self._spawn(device)
             elif action is Action.KILL:
-                self._terminate(device, self.get_parameter('kill_timeout_ms').value / 1000.0)
+                self._terminate(device, config.seconds(self, 'kill_timeout_ms'))
             elif action is Action.STOP:
                 self._stop(device)
         self._publish_events(device, device.policy.drain_events())
@@ -233,7 +229,7 @@ class ManagerNode(LifecycleNode):
                                f'({device.spec.module})')
         if device.policy.phase is not DeviceState.STARTING:
             # Stopped or failed while it was being spawned.
-            self._terminate(device, self.get_parameter('kill_timeout_ms').value / 1000.0)
+            self._terminate(device, config.seconds(self, 'kill_timeout_ms'))
             return
         device.driver.start(now)
 
@@ -277,7 +273,7 @@ class ManagerNode(LifecycleNode):
             return
         if self._stopping:
             process.close_stdin()
-            process.terminate(self.get_parameter('stop_timeout_ms').value / 1000.0)
+            process.terminate(config.seconds(self, 'stop_timeout_ms'))
         else:
             device.standby.spawned(process)
         self._check_stopped()
@@ -307,11 +303,11 @@ class ManagerNode(LifecycleNode):
                 partial(self._on_deactivated, device, device.generation)):
             device.terminate_at = time.monotonic() + DEACTIVATE_TIMEOUT_S
         else:
-            self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
+            self._terminate(device, config.seconds(self, 'stop_timeout_ms'))
 
     def _on_deactivated(self, device: Device, generation: int, future: RclpyFuture) -> None:
         if generation == device.generation and device.terminate_at is not None:
-            self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
+            self._terminate(device, config.seconds(self, 'stop_timeout_ms'))
 
     # Lifecycle of the workers
 
@@ -374,7 +370,7 @@ class ManagerNode(LifecycleNode):
             device.read_heartbeats()
             device.standby.read_ready()
             if device.terminate_at is not None and now >= device.terminate_at:
-                self._terminate(device, self.get_parameter('stop_timeout_ms').value / 1000.0)
+                self._terminate(device, config.seconds(self, 'stop_timeout_ms'))
             if self._stopping:
                 continue
             device.driver.tick(now)
@@ -443,7 +439,7 @@ def main(args: list[str] | None = None) -> None:
         while not stop.wait(0.5):
             pass
         node.request_shutdown()
-        timeout = node.get_parameter('stop_timeout_ms').value / 1000.0 + 3.0
+        timeout = config.seconds(node, 'stop_timeout_ms') + 3.0
         if not node.all_stopped.wait(timeout):
             node.get_logger().error('workers did not stop in time')
     finally:

@@ -66,6 +66,21 @@ class Device:
         self.liveness = None
         self.late_reported = False
 
+    def terminate(self, grace_s: float) -> None:
+        """Stop driving the worker and end its process: SIGTERM, SIGKILL after `grace_s`."""
+        self.driver.cancel()
+        self.terminate_at = None
+        if self.process is not None and self.process.alive():
+            self.process.terminate(grace_s)
+
+    def process_exited(self, process: WorkerProcess) -> None:
+        """Take the current generation's `process` as ended (its spawn may not be reported)."""
+        if self.process is None:
+            self.process = process
+        process.close_heartbeats()
+        self.driver.cancel()
+        self.lifecycle_active = False
+
     # Heartbeats
 
     def read_heartbeats(self) -> None:

@@ -178,7 +178,7 @@ class ManagerNode(LifecycleNode):
             if action is Action.SPAWN:
                 self._spawn(device)
             elif action is Action.KILL:
-                self._terminate(device, config.seconds(self, 'kill_timeout_ms'))
+                device.terminate(config.seconds(self, 'kill_timeout_ms'))
             elif action is Action.STOP:
                 self._stop(device)
         self._publish_events(device, device.policy.drain_events())
@@ -229,7 +229,7 @@ class ManagerNode(LifecycleNode):
                                f'({device.spec.module})')
         if device.policy.phase is not DeviceState.STARTING:
             # Stopped or failed while it was being spawned.
-            self._terminate(device, config.seconds(self, 'kill_timeout_ms'))
+            device.terminate(config.seconds(self, 'kill_timeout_ms'))
             return
         device.driver.start(now)
 
@@ -238,11 +238,7 @@ class ManagerNode(LifecycleNode):
     ) -> None:
         if generation != device.generation:
             return
-        if device.process is None:
-            device.process = process
-        process.close_heartbeats()
-        device.driver.cancel()
-        device.lifecycle_active = False
+        device.process_exited(process)
         self.get_logger().info(f'{device.name}: pid {process.pid} exited with code {code}')
         self._apply(device, device.policy.exited(code, when))
         self._check_stopped()
@@ -290,12 +286,6 @@ class ManagerNode(LifecycleNode):
                 f'{device.name}: warm standby pid {process.pid} exited with code {code}')
         self._check_stopped()
 
-    def _terminate(self, device: Device, grace_s: float) -> None:
-        device.driver.cancel()
-        device.terminate_at = None
-        if device.process is not None and device.process.alive():
-            device.process.terminate(grace_s)
-
     def _stop(self, device: Device) -> None:
         """Deactivate an active worker, then SIGTERM (SIGKILL after stop_timeout_ms)."""
         device.driver.cancel()
@@ -303,11 +293,11 @@ class ManagerNode(LifecycleNode):
                 partial(self._on_deactivated, device, device.generation)):
             device.terminate_at = time.monotonic() + DEACTIVATE_TIMEOUT_S
         else:
-            self._terminate(device, config.seconds(self, 'stop_timeout_ms'))
+            device.terminate(config.seconds(self, 'stop_timeout_ms'))
 
     def _on_deactivated(self, device: Device, generation: int, future: RclpyFuture) -> None:
         if generation == device.generation and device.terminate_at is not None:
-            self._terminate(device, config.seconds(self, 'stop_timeout_ms'))
+            device.terminate(config.seconds(self, 'stop_timeout_ms'))
 
     # Lifecycle of the workers
 
@@ -370,7 +360,7 @@ class ManagerNode(LifecycleNode):
             device.read_heartbeats()
             device.standby.read_ready()
             if device.terminate_at is not None and now >= device.terminate_at:
-                self._terminate(device, config.seconds(self, 'stop_timeout_ms'))
+                device.terminate(config.seconds(self, 'stop_timeout_ms'))
             if self._stopping:
                 continue
             device.driver.tick(now)

@@ -7,6 +7,9 @@ are asynchronous; the executor never waits on a worker.
 
 Heartbeats come through a pipe per worker (heartbeat.py), read on every tick, and are judged by
 `liveness.py` from their send times: no DDS stall, in the worker or here, can fake a dead worker.
+
+What the node knows of each device is a `Device` (device.py); the states, diagnostics and
+events it publishes of them are built in `reporting.py`.
 """
 
 from collections.abc import Callable, Sequence

@@ -38,10 +38,14 @@ PRELUDE = textwrap.dedent("""
         time.sleep(0.05)
     time.sleep(1.0)  # the subscriber's side of the match settles too
 """)
+# Then it stays until the test ends it: rclpy's SIGTERM handler shuts the context down and
+# returns, so a plain sleep here outlived the SIGTERM (the test's teardown waited 5 s each).
 SENT = textwrap.dedent("""
     assert loop.flush(10.0) and loop.dropped == 0 and loop.failed == 0
     print('sent', flush=True)
-    time.sleep(30)
+    deadline = time.monotonic() + 30
+    while rclpy.ok() and time.monotonic() < deadline:
+        time.sleep(0.05)
 """)
 
 # Sent back to back: 4 of 5 runs lost part of it (247 of 6000, or its tail).

@@ -14,15 +14,18 @@ import time
 
 from bridge_helpers import Bridge
 from dds_helpers import shm_listener_wakeups
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import WrenchStamped
 from manager_helpers import Watch, available_devices, start_manager, write_config
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from sensor_workers.qos import DIAGNOSTICS as DIAGNOSTICS_QOS
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
-from sensor_workers.testing.ros_probe import STREAM_BATCH_S, RosProbe, StreamStats
+from sensor_workers.testing.ros_probe import STREAM_BATCH_S, Received, RosProbe, StreamStats
 from sensor_workers.testing.waiting import wait_until
+from sensor_workers.topics import DIAGNOSTICS
 
 pytestmark = [
     pytest.mark.integration,
@@ -52,6 +55,7 @@ class Cell:
     manager: ManagedProcess
     watch: Watch
     streams: dict[str, StreamStats]
+    diagnostics: Received
 
 
 @pytest.fixture(scope='module')
@@ -63,6 +67,7 @@ def cell(tmp_path_factory, ros_env) -> Iterator[Cell]:
         watch = Watch.attach(probe)
         streams = {d: probe.count_stream(msg_type, topic, qos)
                    for d, (topic, msg_type, qos) in TOPICS.items()}
+        diagnostics = probe.collect(DiagnosticArray, DIAGNOSTICS, DIAGNOSTICS_QOS, keep=200)
         config = write_config(directory, {
             'devices': ['camera', 'ft'], 'start_timeout_ms': 60000,
             # Every kill a first failure: this test is about the other device, not the backoff.
@@ -72,7 +77,7 @@ def cell(tmp_path_factory, ros_env) -> Iterator[Cell]:
             watch.wait_active(['camera', 'ft'], timeout=120)
         except TimeoutError:
             pytest.fail(f'devices did not become active:\n{manager.tail(60)}')
-        yield Cell(manager, watch, streams)
+        yield Cell(manager, watch, streams, diagnostics)
     finally:
         probe.close()
         procs.stop_all()
@@ -103,6 +108,19 @@ def kill_repeatedly(cell: Cell, victim: str, other: str) -> tuple[StreamStats, f
         time.sleep(SETTLE_S)
     wait_until(lambda: flowing(stream, 0.5), 5, f'{other} still streaming')
     return stream, started, other_pid
+
+
+def longest_sends_ms(cell: Cell, since: float) -> dict[str, float]:
+    """Each worker's longest DDS send, from the diagnostics it published after `since`."""
+    messages, arrival = cell.diagnostics.snapshot()
+    longest: dict[str, float] = {}
+    for array, at in zip(messages, arrival, strict=True):
+        for status in array.status if at >= since else ():
+            device = status.name.lstrip('/')
+            values = {pair.key: pair.value for pair in status.values}
+            if device in TOPICS and 'longest_send_ms' in values:
+                longest[device] = max(longest.get(device, 0.0), float(values['longest_send_ms']))
+    return longest
 
 
 def assert_untouched(cell: Cell, stream: StreamStats, started: float, other: str,
@@ -158,8 +176,18 @@ def test_killing_the_bridge_costs_neither_worker_anything(cell, procs):
         assert_untouched(cell, stream, started, device, pids[device])
         assert stream.lost == 0, (f'{device} lost {stream.lost} of {stream.received}; largest '
                                   f'gap {stream.largest_gap_s * 1000:.0f} ms')
-    paused = {d: s.largest_gap_s for d, s in cell.streams.items() if s.largest_gap_s >= PAUSE_S}
+    # Every worker reports its longest send of the window (diagnostics, once a second).
+    window_end = time.monotonic()
+    wait_until(lambda: set(longest_sends_ms(cell, window_end)) == set(TOPICS), 5,
+               'diagnostics that cover the window')
+    sends = longest_sends_ms(cell, started)
+    gaps = {d: round(s.largest_gap_s * 1000) for d, s in cell.streams.items()}
     # A subscribed shared-memory reader's death froze both streams for 2.0 s in about one kill
     # in five (a Fast DDS self-deadlock in its writers; config/fastdds_udp.xml): the bridge
-    # now listens on UDP only.
-    assert not paused, f'delivery paused after the bridge died: {paused}'
+    # now listens on UDP only. Such a freeze is a send stalled in the worker, timed there.
+    # A pause at this subscriber is no evidence of one: under a CPU hog the simulated sensor's
+    # pseudo-terminal delivered nothing for up to 0.94 s with no kill at all (the simulator
+    # wrote on time; the worker's read waited: the kernel's tty work ran late).
+    stalled = {d: ms for d, ms in sends.items() if ms >= PAUSE_S * 1000}
+    assert not stalled, (f'a send stalled after the bridge died (ms): {stalled}; largest gaps '
+                         f'at this subscriber (ms): {gaps}')

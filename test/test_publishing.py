@@ -11,9 +11,12 @@ import time
 
 from geometry_msgs.msg import WrenchStamped
 import pytest
+import rclpy
+from rclpy.context import Context
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from sensor_workers import qos
+from sensor_workers.publishing import LoopPublisher
 from sensor_workers.testing.ros_probe import RosProbe
 
 pytestmark = pytest.mark.integration
@@ -89,6 +92,24 @@ def received_and_lost(procs, script: str, expected: int, subscriber_qos) -> tupl
         return stream.received, stream.lost
     finally:
         probe.close()
+
+
+def test_the_longest_send_is_measured_and_taken_once():
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('longest_send', context=context)
+    loop = LoopPublisher('longest_send', capacity=10)
+    try:
+        publisher = node.create_publisher(WrenchStamped, '/longest_send', qos.SENSOR_STREAM)
+        for _ in range(5):
+            loop.submit(publisher, WrenchStamped())
+        assert loop.flush(5.0)
+        assert 0.0 < loop.take_longest_send_s() < 5.0
+        assert loop.take_longest_send_s() == 0.0
+    finally:
+        loop.stop()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
 
 
 def test_a_backlog_reaches_another_process_whole(procs):

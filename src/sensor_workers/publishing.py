@@ -90,6 +90,9 @@ class LoopPublisher:
         self.dropped = 0
         # rcl_publish_serialized_message errors (e.g. while the context shuts down).
         self.failed = 0
+        # The longest single DDS send since `take_longest_send_s()`: a send that stalls in DDS
+        # shows here, apart from waits that come from the loop's own bursts (the pacing).
+        self._longest_send_s = 0.0
         self._queue: deque[tuple[Publisher, bytes]] = deque()
         self._queued_bytes = 0
         self._sending = False
@@ -123,6 +126,12 @@ class LoopPublisher:
             self._queued_bytes += len(data)
             self._ready.notify_all()
         return kept
+
+    def take_longest_send_s(self) -> float:
+        """Return the longest DDS send since the last call, and start measuring afresh."""
+        with self._ready:
+            longest, self._longest_send_s = self._longest_send_s, 0.0
+        return longest
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until everything queued so far is sent; False if DDS held it up past `timeout`.
@@ -177,6 +186,11 @@ class LoopPublisher:
         if not getattr(publisher, 'is_activated', True):
             with self._ready:
                 self.dropped += 1
-        elif not publish_serialized_without_gil(publisher, data):
-            with self._ready:
+            return
+        started = time.monotonic()
+        sent = publish_serialized_without_gil(publisher, data)
+        took = time.monotonic() - started
+        with self._ready:
+            self._longest_send_s = max(self._longest_send_s, took)
+            if not sent:
                 self.failed += 1

@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any, ClassVar
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -125,7 +125,12 @@ class WorkerNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [self.diagnostic_status()]
+        status = self.diagnostic_status()
+        # What every worker reports beside its own values: its longest DDS send since the last
+        # report (a send stalled in DDS; the loop goes on meanwhile, publishing.py).
+        longest_ms = self.loop_publisher.take_longest_send_s() * 1000
+        status.values.append(KeyValue(key='longest_send_ms', value=f'{longest_ms:.1f}'))
+        array.status = [status]
         # Not publish(): that holds the GIL while DDS sends, and a send stalled by a
         # shared-memory health check (up to 333 ms) stopped the read loop with it: the serial
         # buffer overflowed (64 F/T samples lost in one test run).

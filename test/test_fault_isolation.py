@@ -21,6 +21,7 @@ import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from sensor_workers.diagnostics import status_values
 from sensor_workers.qos import DIAGNOSTICS as DIAGNOSTICS_QOS
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
 from sensor_workers.testing.ros_probe import STREAM_BATCH_S, Received, RosProbe, StreamStats
@@ -115,9 +116,11 @@ def longest_sends_ms(cell: Cell, since: float) -> dict[str, float]:
     messages, arrival = cell.diagnostics.snapshot()
     longest: dict[str, float] = {}
     for array, at in zip(messages, arrival, strict=True):
-        for status in array.status if at >= since else ():
+        if at < since:
+            continue
+        for status in array.status:
             device = status.name.lstrip('/')
-            values = {pair.key: pair.value for pair in status.values}
+            values = status_values(status)
             if device in TOPICS and 'longest_send_ms' in values:
                 longest[device] = max(longest.get(device, 0.0), float(values['longest_send_ms']))
     return longest

@@ -7,6 +7,7 @@ import sys
 import time
 
 import psutil
+import pytest
 from std_msgs.msg import String
 
 from sensor_workers.testing.processes import live_descendants
@@ -117,6 +118,20 @@ def test_a_command_that_never_arms_the_tie_dies_with_its_starter(procs):
     sleeper_dies_with_its_starter(procs, starts, str(procs.log_dir))
 
 
+@pytest.mark.parametrize('use_setpriv', [True, False])
+def test_a_starter_killed_before_the_tie_is_armed_takes_the_command_along(procs, use_setpriv):
+    # The starter dies right after the fork, before the prctl: the kernel then has no parent
+    # death to report, and only the check of the parent's PID keeps the command from running on.
+    starts = ('from sensor_workers import lifetime\n'
+              f'child = subprocess.Popen(lifetime.tied_command({SLEEPER!r}, {use_setpriv}))\n'
+              'print(child.pid, flush=True); os.kill(os.getpid(), signal.SIGKILL)')
+    parent_code = f'import os, signal, subprocess\n{starts}\n'
+    parent = procs.start('parent', [sys.executable, '-c', parent_code])
+    child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
+    assert parent.popen.wait(10) == -signal.SIGKILL
+    wait_gone(child_pid, 2.0)
+
+
 def test_the_tie_without_setpriv_holds_too(procs):
     # Where util-linux's setpriv is missing, lifetime.py itself arms the tie, then execs.
     starts = ('from sensor_workers import lifetime\n'
@@ -130,9 +145,9 @@ def sleeper_dies_with_its_starter(procs, starts: str, *args: str) -> None:
                    f'{starts}\nprint(child.pid, flush=True); time.sleep(60)\n')
     parent = procs.start('parent', [sys.executable, '-c', parent_code, *args])
     child_pid = int(parent.wait_for_output(r'^(\d+)$', timeout=15).group(1))
-    # Past the exec: the sleeper, not what ties it, is what runs now.
-    wait_until(lambda: 'time.sleep(60)' in ' '.join(psutil.Process(child_pid).cmdline()), 5,
-               'the sleeper running')
+    # Past the exec: the sleeper, not what ties it, is what runs now (their command lines hold
+    # the sleeper's too, and what ties it may not have armed the tie yet).
+    wait_until(lambda: psutil.Process(child_pid).cmdline() == SLEEPER, 5, 'the sleeper running')
     parent.signal(signal.SIGKILL)
     wait_gone(child_pid, 2.0)
 

@@ -7,10 +7,12 @@ This avoids `preexec_fn`, which is unsafe in a multi-threaded parent such as an 
 
 For a program that does not arm the tie itself (a benchmark's probe, node, a `python -c`), the
 test and benchmark harness starts it through `tied_command()`, which arms the tie and execs the
-program: util-linux's `setpriv --pdeathsig` (~3 ms), or, where that is missing, this file run as
-a script without `site` (~45 ms, and it also checks the parent's PID). The tie outlives the exec
-(PR_SET_PDEATHSIG is kept unless the program is set-user-ID). The delay counts: a signal that
-reaches the command before its own handlers are in place ends it by default action.
+program: util-linux's `setpriv --pdeathsig`, then a shell that checks the parent's PID (~2 ms),
+or, where setpriv is missing, this file run as a script without `site` (~45 ms). The PID check
+is what makes the tie hold when the parent dies between the fork and the prctl: the kernel then
+has nobody to watch, and setpriv alone would exec the program as an orphan. The tie outlives
+the exec (PR_SET_PDEATHSIG is kept unless the program is set-user-ID). The delay counts: a
+signal that reaches the command before its own handlers are in place ends it by default action.
 
 The launch files set the tie too (the launch process's PID): a failed or SIGTERMed
 `ros2 launch` takes the cell along. A launch prefix (`--launch-prefix 'gdb -ex run --args'`)
@@ -28,6 +30,7 @@ PARENT_PID_ENV = 'SENSOR_WORKERS_PARENT_PID'
 # The write end of the heartbeat pipe a manager hands each worker it spawns (heartbeat.py).
 HEARTBEAT_FD_ENV = 'SENSOR_WORKERS_HEARTBEAT_FD'
 _PR_SET_PDEATHSIG = 1
+_EXEC_IF_PARENT_UNCHANGED = '[ "$PPID" = "$0" ] && exec "$@"'
 
 
 def child_environment() -> dict[str, str]:
@@ -71,7 +74,9 @@ def tied_command(command: Sequence[str], use_setpriv: bool = True) -> list[str]:
     """Return `command` started so that it dies with this process, whatever it runs."""
     setpriv = shutil.which('setpriv') if use_setpriv else None
     if setpriv is not None:
-        return [setpriv, '--pdeathsig', 'TERM', '--', *command]
+        # $0 is our PID; a shell whose parent is another process was orphaned before the prctl.
+        return [setpriv, '--pdeathsig', 'TERM', '--', '/bin/sh', '-c', _EXEC_IF_PARENT_UNCHANGED,
+                str(os.getpid()), *command]
     # -I: not even this file's directory on sys.path (its modules must not shadow the stdlib)
     return [sys.executable, '-I', '-S', __file__, str(os.getpid()), *command]
 

@@ -89,17 +89,29 @@ def flowing(stats: StreamStats, within_s: float) -> bool:
     return last is not None and time.monotonic() - last < within_s
 
 
-def kill_repeatedly(cell: Cell, victim: str, other: str) -> tuple[StreamStats, float, str]:
-    """Kill -9 `victim` KILLS times; return the other's stream stats, the start, its old pid."""
+@dataclass
+class KillWindow:
+    """The other device's stream over a series of kills, and when each kill was."""
+
+    stream: StreamStats
+    started: float
+    other_pid: str
+    kills: list[float]
+
+
+def kill_repeatedly(cell: Cell, victim: str, other: str) -> KillWindow:
+    """Kill -9 `victim` KILLS times, watching the stream of `other`."""
     cell.watch.wait_active([victim, other], timeout=30)
     wait_until(lambda: flowing(cell.streams[other], 0.5), 10, f'{other} streaming')
     other_pid = cell.watch.state(other)['pid']
     started = time.monotonic()
     stream = cell.streams[other]
     stream.reset()
+    kills = []
     for _ in range(KILLS):
         pid = int(cell.watch.state(victim)['pid'])
         killed_at = time.monotonic()
+        kills.append(killed_at)
         os.kill(pid, signal.SIGKILL)
         cell.watch.wait_active([victim], timeout=30, not_pid=pid)
         # /safety/worker_events is a topic of its own: its message may reach us after the
@@ -108,22 +120,52 @@ def kill_repeatedly(cell: Cell, victim: str, other: str) -> tuple[StreamStats, f
                    f'{victim} exited event')
         time.sleep(SETTLE_S)
     wait_until(lambda: flowing(stream, 0.5), 5, f'{other} still streaming')
-    return stream, started, other_pid
+    return KillWindow(stream, started, other_pid, kills)
+
+
+def worker_statuses(cell: Cell) -> list[tuple[float, str, dict[str, str]]]:
+    """Every worker status of /diagnostics kept: (arrival, device, values)."""
+    messages, arrival = cell.diagnostics.snapshot()
+    return [(at, status.name.lstrip('/'), status_values(status))
+            for array, at in zip(messages, arrival, strict=True) for status in array.status
+            if status.name.lstrip('/') in TOPICS]
 
 
 def longest_sends_ms(cell: Cell, since: float) -> dict[str, float]:
     """Each worker's longest DDS send, from the diagnostics it published after `since`."""
-    messages, arrival = cell.diagnostics.snapshot()
     longest: dict[str, float] = {}
-    for array, at in zip(messages, arrival, strict=True):
-        if at < since:
-            continue
-        for status in array.status:
-            device = status.name.lstrip('/')
-            values = status_values(status)
-            if device in TOPICS and 'longest_send_ms' in values:
-                longest[device] = max(longest.get(device, 0.0), float(values['longest_send_ms']))
+    for at, device, values in worker_statuses(cell):
+        if at >= since and 'longest_send_ms' in values:
+            longest[device] = max(longest.get(device, 0.0), float(values['longest_send_ms']))
     return longest
+
+
+# What a worker counts of its own losses (diagnostics), to tell them from losses in transit.
+OWN_COUNTERS = ('queue_dropped', 'dropped', 'grab_timeouts', 'failed_grabs', 'camera_skipped')
+
+
+def loss_report(cell: Cell, device: str, window: KillWindow) -> str:
+    """Describe the losses: the largest gap against the kills, and the worker's own account."""
+    stream = window.stream
+    before_gap = [n for n, at in enumerate(window.kills, 1) if at <= stream.largest_gap_at]
+    since_kill = stream.largest_gap_at - (window.kills[before_gap[-1] - 1] if before_gap
+                                          else window.started)
+    report = (f'{device} lost {stream.lost} of {stream.received}; largest gap '
+              f'{stream.largest_gap_s * 1000:.0f} ms, from {since_kill * 1000:.0f} ms after '
+              f'kill {before_gap[-1] if before_gap else 0}')
+    end = time.monotonic()
+    try:
+        wait_until(lambda: device in longest_sends_ms(cell, end), 5, f'{device} diagnostics')
+    except TimeoutError:
+        return f'{report}; no diagnostics of {device} after the window'
+    own = [(at, values) for at, name, values in worker_statuses(cell) if name == device]
+    first = next((values for at, values in reversed(own) if at < window.started), own[0][1])
+    last = own[-1][1]
+    changed = {key: int(last[key]) - int(first[key]) for key in OWN_COUNTERS
+               if key in last and key in first and last[key] != first[key]}
+    longest = longest_sends_ms(cell, window.started).get(device)
+    return (f"{report}; the worker's longest send in the window {longest} ms, its own loss "
+            f'counters changed by {changed or "nothing"}')
 
 
 def assert_untouched(cell: Cell, stream: StreamStats, started: float, other: str,
@@ -150,17 +192,15 @@ def test_only_the_camera_writes_into_shared_memory(cell):
 
 
 def test_killing_the_camera_costs_the_ft_stream_nothing(cell):
-    stream, started, ft_pid = kill_repeatedly(cell, 'camera', 'ft')
-    assert_untouched(cell, stream, started, 'ft', ft_pid)
-    assert stream.lost == 0, (f'ft lost {stream.lost} of {stream.received}; largest gap '
-                              f'{stream.largest_gap_s * 1000:.0f} ms')
+    window = kill_repeatedly(cell, 'camera', 'ft')
+    assert_untouched(cell, window.stream, window.started, 'ft', window.other_pid)
+    assert window.stream.lost == 0, loss_report(cell, 'ft', window)
 
 
 def test_killing_the_ft_worker_costs_the_camera_stream_nothing(cell):
-    stream, started, camera_pid = kill_repeatedly(cell, 'ft', 'camera')
-    assert_untouched(cell, stream, started, 'camera', camera_pid)
-    assert stream.lost == 0, (f'camera lost {stream.lost} of {stream.received}; largest gap '
-                              f'{stream.largest_gap_s * 1000:.0f} ms')
+    window = kill_repeatedly(cell, 'ft', 'camera')
+    assert_untouched(cell, window.stream, window.started, 'camera', window.other_pid)
+    assert window.stream.lost == 0, loss_report(cell, 'camera', window)
 
 
 def test_killing_the_bridge_costs_neither_worker_anything(cell, procs):

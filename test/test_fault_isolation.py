@@ -9,8 +9,10 @@ isolation"): what is counted is what the worker failed to deliver, not a probe t
 from collections.abc import Iterator
 from dataclasses import dataclass
 import os
+from pathlib import Path
 import signal
 import time
+from xml.etree import ElementTree
 
 from bridge_helpers import Bridge
 from dds_helpers import shm_listener_wakeups
@@ -21,6 +23,7 @@ import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from sensor_workers import paths
 from sensor_workers.diagnostics import status_values
 from sensor_workers.qos import DIAGNOSTICS as DIAGNOSTICS_QOS
 from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
@@ -47,6 +50,7 @@ TOPICS = {
 }
 # A pause of a worker's stream that only a stalled send explains (generous: load adds 100 ms).
 PAUSE_S = 0.5
+FASTDDS_XML = '{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}'
 # Verdicts of the manager that would mean it failed a worker nobody killed.
 FALSE_FAILURES = ('heartbeat_missed', 'stalled')
 
@@ -54,6 +58,7 @@ FALSE_FAILURES = ('heartbeat_missed', 'stalled')
 @dataclass
 class Cell:
     manager: ManagedProcess
+    probe: RosProbe
     watch: Watch
     streams: dict[str, StreamStats]
     diagnostics: Received
@@ -78,7 +83,7 @@ def cell(tmp_path_factory, ros_env) -> Iterator[Cell]:
             watch.wait_active(['camera', 'ft'], timeout=120)
         except TimeoutError:
             pytest.fail(f'devices did not become active:\n{manager.tail(60)}')
-        yield Cell(manager, watch, streams, diagnostics)
+        yield Cell(manager, probe, watch, streams, diagnostics)
     finally:
         probe.close()
         procs.stop_all()
@@ -179,16 +184,32 @@ def assert_untouched(cell: Cell, stream: StreamStats, started: float, other: str
         assert not failures, f'the manager failed {device} itself: {failures}'
 
 
-def test_only_the_camera_writes_into_shared_memory(cell):
-    # A process killed inside a shared-memory send or receive leaves locks that stall the
-    # others' sends for 1-2 s (config/fastdds_udp.xml). Only the camera's frames need it: the
-    # manager and the F/T worker have no port of their own (a process that listens on none
-    # was given the UDP-only profile, so it writes into none either).
-    pids = {'manager': cell.manager.pid, 'ft': int(cell.watch.state('ft')['pid']),
-            'camera': int(cell.watch.state('camera')['pid'])}
+def test_only_the_camera_writes_where_a_subscriber_takes_its_frames(cell):
+    # A process killed inside a push into a subscriber's shared-memory port leaves that port's
+    # lock held: the next push of any other process waits 1 s for Fast DDS's lock timeout, and
+    # that message is lost there (docs/manager.md, "Fault isolation"). The manager and the F/T
+    # worker listen on no shared-memory port, but rmw_fastrtps gives every participant a
+    # shared-memory transport under LOCALHOST, so they write into the shared memory of whoever
+    # listens there. A subscriber with our profile (this probe) therefore takes each of their
+    # topics over UDP, and the shared-memory port its frames arrive on is the camera's alone.
+    pids = {'manager': cell.manager.pid, 'ft': int(cell.watch.state('ft')['pid'])}
     listeners = {name: sorted(shm_listener_wakeups(pid)) for name, pid in pids.items()}
-    assert listeners['manager'] == [] and listeners['ft'] == [], listeners
-    assert listeners['camera'], listeners
+    assert listeners == {'manager': [], 'ft': []}, listeners
+    published = {topic for name in ('manager', 'ft')
+                 for topic, _ in cell.probe.node.get_publisher_names_and_types_by_node(name, '/')}
+    assert '/ft/wrench' in published
+    shared_memory_readers = published - udp_only_readers(paths.fastdds_profile())
+    assert not shared_memory_readers, sorted(shared_memory_readers)
+
+
+def udp_only_readers(profile: Path) -> set[str]:
+    """Return the topics whose readers `profile` gives UDPv4 unicast locators only."""
+    topics = set()
+    for reader in ElementTree.parse(profile).getroot().iter(f'{FASTDDS_XML}data_reader'):
+        locators = reader.findall(f'{FASTDDS_XML}unicastLocatorList/{FASTDDS_XML}locator/*')
+        if locators and all(locator.tag == f'{FASTDDS_XML}udpv4' for locator in locators):
+            topics.add(reader.get('profile_name'))
+    return topics
 
 
 def test_killing_the_camera_costs_the_ft_stream_nothing(cell):

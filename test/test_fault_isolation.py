@@ -20,6 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import WrenchStamped
 from manager_helpers import Watch, available_devices, start_manager, write_config
 import pytest
+from rclpy.node import NodeNameNonExistentError
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -195,11 +196,23 @@ def test_only_the_camera_writes_where_a_subscriber_takes_its_frames(cell):
     pids = {'manager': cell.manager.pid, 'ft': int(cell.watch.state('ft')['pid'])}
     listeners = {name: sorted(shm_listener_wakeups(pid)) for name, pid in pids.items()}
     assert listeners == {'manager': [], 'ft': []}, listeners
-    published = {topic for name in ('manager', 'ft')
-                 for topic, _ in cell.probe.node.get_publisher_names_and_types_by_node(name, '/')}
-    assert '/ft/wrench' in published
+    published = (discovered_topics(cell.probe, 'manager', {'/manager/device_states'})
+                 | discovered_topics(cell.probe, 'ft', {'/ft/wrench', '/ft/heartbeat'}))
     shared_memory_readers = published - udp_only_readers(paths.fastdds_profile())
     assert not shared_memory_readers, sorted(shared_memory_readers)
+
+
+def discovered_topics(probe: RosProbe, node: str, needed: set[str]) -> set[str]:
+    """Return the topics `node` publishes, once the probe's discovery has seen `needed` of them.
+
+    The devices' states say a node is active before the probe's graph need know its topics.
+    """
+    def topics() -> set[str] | None:
+        found = {topic for topic, _ in probe.node.get_publisher_names_and_types_by_node(node, '/')}
+        return found if needed <= found else None
+
+    return wait_until(topics, 10, f"{node}'s topics {sorted(needed)} at the probe",
+                      tolerate=(NodeNameNonExistentError,))
 
 
 def udp_only_readers(profile: Path) -> set[str]:

@@ -21,6 +21,7 @@ import pytest
 
 from sensor_workers.diagnostics import status_values
 from sensor_workers.ft.sim import wrench_for
+from sensor_workers.testing.processes import is_gone
 from sensor_workers.testing.ros_probe import Received, RosProbe
 from sensor_workers.testing.waiting import wait_until
 
@@ -135,6 +136,5 @@ def test_a_killed_worker_leaves_neither_its_simulator_nor_its_directory(procs):
     node.popen.wait(5)
     # The simulator dies with its worker (SIGTERM from its parent-death tie) and takes the
     # worker's run directory with it: 20 kills must not leave 20 /tmp/ft_sim_* behind.
-    wait_until(lambda: not psutil.pid_exists(sim_pid) or
-               psutil.Process(sim_pid).status() == psutil.STATUS_ZOMBIE, 5, 'simulator gone')
+    wait_until(lambda: is_gone(sim_pid), 5, 'simulator gone')
     wait_until(lambda: not run_dir.exists(), 5, f'{run_dir} removed')

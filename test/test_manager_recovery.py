@@ -21,7 +21,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from sensor_workers import qos
-from sensor_workers.testing.processes import ManagedProcess, ProcessGroup
+from sensor_workers.testing.processes import ManagedProcess, ProcessGroup, is_gone
 from sensor_workers.testing.ros_probe import Received, RosProbe
 from sensor_workers.testing.waiting import wait_until
 
@@ -136,9 +136,7 @@ def test_sigstop_is_a_missed_heartbeat_and_the_process_is_replaced(cell):
                         5, 'heartbeat_missed event')
     # The timeout + one tick, plus DDS and a loaded machine.
     assert missed[0][0] - stopped_at < HEARTBEAT_TIMEOUT_MS / 1000 + DETECTION_BOUND_S
-    wait_until(lambda: not psutil.pid_exists(old_pid)
-               or psutil.Process(old_pid).status() == psutil.STATUS_ZOMBIE,
-               5, 'the stopped process killed')
+    wait_until(lambda: is_gone(old_pid), 5, 'the stopped process killed')
     cell.watch.wait_active([device], RECOVERY_BOUND_S, not_pid=old_pid)
     wait_until(lambda: flowing_from(cell.data[device], time.monotonic() - 0.5), 10,
                f'{device} data after restart')

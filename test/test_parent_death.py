@@ -14,6 +14,7 @@ import time
 import psutil
 import pytest
 
+from sensor_workers.testing.processes import is_gone
 from sensor_workers.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -26,13 +27,6 @@ STAND_IN = textwrap.dedent("""
     print(child.pid, flush=True)
     time.sleep(600)
 """)
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def tree(pid: int) -> list[int]:
@@ -63,7 +57,7 @@ def test_a_sigkilled_test_run_takes_its_processes_along(tmp_path, ros_env, modul
         stand_in.kill()
         stand_in.wait(5)
         killed_at = time.monotonic()
-        wait_until(lambda: all(gone(pid) for pid in started), 5,
+        wait_until(lambda: all(is_gone(pid) for pid in started), 5,
                    'the processes of the killed run to exit')
         assert time.monotonic() - killed_at < 2.0
     finally:

@@ -43,6 +43,18 @@ def live_descendants() -> list[psutil.Process]:
     return alive
 
 
+def is_gone(pid: int) -> bool:
+    """Tell whether `pid` has ended (a zombie counts as ended).
+
+    One look at the process: checking that it exists and then reading its status races its
+    reaping, and psutil raises NoSuchProcess in between.
+    """
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @contextlib.contextmanager
 def log_directory(keep: Path | None, prefix: str) -> Iterator[Path]:
     """Yield `keep` (made if missing), where logs outlive the run, or else a temporary one."""

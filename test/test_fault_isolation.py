@@ -193,9 +193,11 @@ def test_only_the_camera_writes_where_a_subscriber_takes_its_frames(cell):
     # shared-memory transport under LOCALHOST, so they write into the shared memory of whoever
     # listens there. A subscriber with our profile (this probe) therefore takes each of their
     # topics over UDP, and the shared-memory port its frames arrive on is the camera's alone.
-    pids = {'manager': cell.manager.pid, 'ft': int(cell.watch.state('ft')['pid'])}
+    pids = {'manager': cell.manager.pid, 'ft': int(cell.watch.state('ft')['pid']),
+            'camera': int(cell.watch.state('camera')['pid'])}
     listeners = {name: sorted(shm_listener_wakeups(pid)) for name, pid in pids.items()}
-    assert listeners == {'manager': [], 'ft': []}, listeners
+    assert listeners['manager'] == [] and listeners['ft'] == [], listeners
+    assert listeners['camera'], listeners
     published = (discovered_topics(cell.probe, 'manager', {'/manager/device_states'})
                  | discovered_topics(cell.probe, 'ft', {'/ft/wrench', '/ft/heartbeat'}))
     shared_memory_readers = published - udp_only_readers(paths.fastdds_profile())
